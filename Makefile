@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine: `make demo` (main job) and `make test`.
+# Both create the virtualenv and install the pinned toolchain on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of torch 2.13.0 lies on disk here; without it pip would fetch a CUDA build.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: demo test test-slow lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/eie demo -o build/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q --runslow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/eie bench compiler
+	$(BIN)/eie bench eie
+
+clean:
+	rm -rf build sim_build .pytest_cache

@@ -1,0 +1,5 @@
+"""EIE/ESE sparse-accelerator generator: shared configuration, CLI and flows."""
+
+from .config import EIEConfig
+
+__all__ = ["EIEConfig"]
