@@ -169,7 +169,7 @@ class EIEConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EIEConfig":
+    def from_dict(cls, data: dict) -> EIEConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a JSON object, not {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -182,7 +182,7 @@ class EIEConfig:
             raise ConfigError(str(exc)) from None
 
     @classmethod
-    def load(cls, path) -> "EIEConfig":
+    def load(cls, path) -> EIEConfig:
         with open(path) as f:
             try:
                 data = json.load(f)
@@ -197,7 +197,7 @@ class EIEConfig:
         return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
 
     @classmethod
-    def paper(cls, **overrides) -> "EIEConfig":
+    def paper(cls, **overrides) -> EIEConfig:
         """EIE (ISCA'16) sizes: 64 PEs, 128 KB spmat, 32 KB pointers, 2 KB activations and
         64 accumulators per PE."""
         base = dict(n_pes=64, queue_depth=8, spmat_depth=16384, ptr_depth=8192,

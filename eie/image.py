@@ -50,7 +50,7 @@ class Descriptor:
         return value
 
     @classmethod
-    def decode(cls, word: int, config: EIEConfig) -> "Descriptor":
+    def decode(cls, word: int, config: EIEConfig) -> Descriptor:
         fields, pos = {}, 0
         for name, width in config.descriptor_layout().items():
             fields[name] = (int(word) >> pos) & ((1 << width) - 1)
@@ -118,7 +118,7 @@ class PackedImage:
         return sum(d.swap for d in self.program) % 2
 
     @classmethod
-    def empty(cls, config: EIEConfig, layers=None, program=None) -> "PackedImage":
+    def empty(cls, config: EIEConfig, layers=None, program=None) -> PackedImage:
         n = config.n_pes
         return cls(
             config=config,

@@ -1,0 +1,164 @@
+"""The ``eie`` command: a thin layer over the Python API in eie.flows, eie.bench, etc."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import textwrap
+
+from .config import ConfigError, EIEConfig
+
+__all__ = ["main", "add_config_flags", "config_from_args"]
+
+_ALIASES = {"n_pes": ["--pes"]}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per EIEConfig field (``--queue-depth``...), plus ``--config FILE``.
+
+    A flag overrides the config file; unspecified fields keep the file's (or the default)
+    value.
+    """
+    group = parser.add_argument_group(
+        "architecture (EIEConfig; a flag overrides --config)")
+    group.add_argument("--config", metavar="FILE", help="JSON file with EIEConfig fields")
+    for field in dataclasses.fields(EIEConfig):
+        flags = [*_ALIASES.get(field.name, []), "--" + field.name.replace("_", "-")]
+        group.add_argument(*flags, dest="cfg_" + field.name, type=int, metavar="N",
+                           help=f"default {field.default}")
+
+
+def config_from_args(args, base: EIEConfig | None = None) -> EIEConfig:
+    config = base or EIEConfig()
+    if getattr(args, "config", None):
+        config = EIEConfig.load(args.config)
+    overrides = {f.name: getattr(args, "cfg_" + f.name) for f in dataclasses.fields(EIEConfig)
+                 if getattr(args, "cfg_" + f.name, None) is not None}
+    return dataclasses.replace(config, **overrides)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("mem", "coe", "bin")]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(
+            f"formats must be a comma list of mem, coe, bin; got {text!r}")
+    return formats
+
+
+def _density(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"density must be in [0, 1], got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="eie", formatter_class=fmt,
+        description="EIE sparse-accelerator generator: compress, pack, simulate, build.",
+        epilog=textwrap.dedent("""\
+            examples:
+              eie demo -o build/demo
+              eie pack model.pt -o img --pes 4 --density 0.1 --bits 4 --balance
+              eie golden img --input x.npy -o y.npz
+              eie inspect img
+              eie verilog --pes 8 --queue-depth 4 -o rtl_out
+              eie sim img --input x.npy -o y_rtl.npz
+              eie build --board ku060 --pes 4 --image img -o vivado_proj
+              eie resources --pes 2
+              eie bench compiler
+            """))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("pack", formatter_class=fmt, help="compress a model and pack an image",
+                       epilog="example:\n  eie pack mlp.safetensors -o img --pes 4 "
+                              "--density 0.1 --balance --formats mem,coe")
+    p.add_argument("model", help="state_dict file (.pt/.pth, loaded with weights_only=True) "
+                                 "or .safetensors holding a stack of nn.Linear layers")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE_DIR")
+    p.add_argument("--density", type=_density, default=None,
+                   help="target weight density; omit to pack an already-pruned model as is")
+    p.add_argument("--bits", type=int, default=None,
+                   help="codebook index bits (sets --weight-bits); 2**bits-1 shared values")
+    p.add_argument("--balance", action="store_true",
+                   help="ESE load-balance-aware pruning (equal non-zeros per PE)")
+    p.add_argument("--scope", choices=("layer", "global"), default="layer",
+                   help="magnitude-pruning threshold per layer or global")
+    p.add_argument("--ternary", action="store_true", help="TTQ-style {-Wn, 0, +Wp} codebook")
+    p.add_argument("--final-relu", action="store_true", help="ReLU after the last layer too")
+    p.add_argument("--formats", type=_formats, default=("mem", "coe", "bin"),
+                   help="comma list of mem,coe,bin (default all)")
+    add_config_flags(p)
+
+    p = sub.add_parser("golden", formatter_class=fmt, help="bit-exact golden inference",
+                       epilog="example:\n  eie golden img --input x.npy -o y.npz")
+    p.add_argument("image", metavar="IMAGE_DIR")
+    p.add_argument("--input", required=True, metavar="X.npy",
+                   help="float input, shape [n_in] or [batch, n_in]")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npz")
+
+    p = sub.add_parser("inspect", help="per-layer/per-PE statistics of an image",
+                       epilog="example:\n  eie inspect img")
+    p.add_argument("image", metavar="IMAGE_DIR")
+
+    p = sub.add_parser("demo", help="the main job on the built-in digits MLP")
+    p.add_argument("-o", "--output", default="build/demo", metavar="DIR")
+    p.add_argument("--no-rtl", action="store_true", help="skip Verilog/Verilator steps")
+    add_config_flags(p)
+
+    p = sub.add_parser("bench", help="benchmarks (reports, not tests)")
+    p.add_argument("what", choices=("compiler", "eie"))
+    p.add_argument("-o", "--output", default="build/bench", metavar="DIR")
+    p.add_argument("--quick", action="store_true", help="smaller run for a smoke check")
+
+    _add_rtl_commands(sub, fmt)
+    return parser
+
+
+def _add_rtl_commands(sub, fmt) -> None:
+    p = sub.add_parser("verilog", formatter_class=fmt, help="emit Verilog for a config",
+                       epilog="example:\n  eie verilog --pes 8 --queue-depth 4 -o out\n"
+                              "  eie verilog --config cfg.json --image img -o out")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--image", metavar="IMAGE_DIR",
+                   help="bake this image in as memory init ($readmemh side files)")
+    add_config_flags(p)
+
+    p = sub.add_parser("sim", formatter_class=fmt, help="run an image on the RTL (Verilator)",
+                       epilog="example:\n  eie sim img --input x.npy -o y.npz --waves out.fst")
+    p.add_argument("image", metavar="IMAGE_DIR")
+    p.add_argument("--input", required=True, metavar="X.npy")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npz")
+    p.add_argument("--waves", metavar="FILE.fst", help="dump waveforms")
+
+    p = sub.add_parser("build", formatter_class=fmt, help="write a Vivado project",
+                       epilog="example:\n  eie build --board ku060 --pes 4 --image img -o proj")
+    p.add_argument("--board", choices=("ku060",), default="ku060")
+    p.add_argument("--image", metavar="IMAGE_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="BUILD_DIR")
+    p.add_argument("--run", action="store_true", help="run vivado if it is on PATH")
+    add_config_flags(p)
+
+    p = sub.add_parser("resources", formatter_class=fmt,
+                       help="Yosys synth_xilinx resource estimate",
+                       epilog="example:\n  eie resources --pes 2")
+    p.add_argument("-o", "--output", default="build/resources", metavar="DIR")
+    add_config_flags(p)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from . import flows
+
+    try:
+        return flows.dispatch(args) or 0
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"eie {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``eie demo``: the main job on the built-in default model.
+
+digits MLP (float) -> prune + share -> pack -> golden (bit-exact, cycle model) ->
+Verilog -> Verilator simulation -> KU060 Vivado project + Yosys estimate, with a report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import EIEConfig
+
+__all__ = ["run_demo", "DEMO_DENSITY", "DEMO_RTL_SAMPLES"]
+
+DEMO_DENSITY = 0.25        # weight density after load-balance-aware pruning
+DEMO_RTL_SAMPLES = 16      # test samples also run on the RTL under Verilator
+
+
+def _say(report: list[str], text: str = "") -> None:
+    print(text, flush=True)
+    report.append(text)
+
+
+def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
+    import torch
+
+    import golden
+    from compiler import compress, pack, write_image
+    from eie import digits
+    from eie.image_io import read_image
+
+    from .inspect import image_stats
+
+    out.mkdir(parents=True, exist_ok=True)
+    report: list[str] = []
+    results: dict = {}
+    t0 = time.perf_counter()
+    data = digits.load_data()
+    model = digits.train_mlp(data)
+    with torch.no_grad():
+        float_logits = model(torch.from_numpy(data.x_test)).double().numpy()
+    results["acc_float"] = digits.accuracy(float_logits, data.y_test)
+
+    compressed = compress(model, density=DEMO_DENSITY, bits=config.weight_bits,
+                          balance=True, n_pes=config.n_pes)
+    small = compressed.to_torch().double()
+    with torch.no_grad():
+        comp_logits = small(torch.from_numpy(data.x_test).double()).numpy()
+    results["acc_compressed"] = digits.accuracy(comp_logits, data.y_test)
+
+    image_dir = out / "image"
+    write_image(pack(compressed.layers, config), image_dir)
+    image = read_image(image_dir)
+    q_in = golden.quantize_input(data.x_test, config)
+    gold = golden.run(image, q_in)
+    results["acc_golden"] = digits.accuracy(gold.y, data.y_test)
+    bound = golden.error_bound(image, data.x_test)
+    error = np.abs(gold.y - comp_logits)
+    results["max_error"] = float(error.max())
+    results["within_bound"] = bool(np.all(error <= bound[:, None] if bound.ndim == 1
+                                          else error <= bound))
+    cyc = [golden.cycles(image, q) for q in q_in[:DEMO_RTL_SAMPLES]]
+
+    _say(report, "# eie demo: digits MLP on a "
+         f"{config.n_pes}-PE EIE (queue depth {config.queue_depth})")
+    _say(report)
+    _say(report, "```")
+    _say(report, image_stats(image).format())
+    _say(report, "```")
+    _say(report)
+    _say(report, f"## Accuracy (digits test split, {len(data.y_test)} samples)")
+    _say(report, "| model | accuracy |")
+    _say(report, "|---|---|")
+    _say(report, f"| float PyTorch, uncompressed | {results['acc_float']:.4f} |")
+    _say(report, f"| float PyTorch, pruned to {DEMO_DENSITY:.0%} (balanced) + "
+                 f"{config.weight_bits}-bit shared | {results['acc_compressed']:.4f} |")
+    _say(report, f"| golden (bit-exact fixed point) | {results['acc_golden']:.4f} |")
+    _say(report)
+    _say(report, f"golden vs float (compressed): max |error| {results['max_error']:.5f}, "
+                 f"within the docs/numerics.md bound: {results['within_bound']}")
+
+    if rtl:
+        _rtl_section(report, results, out, image, q_in, gold, cyc, data)
+    else:
+        _cycles_table(report, image, cyc, None)
+    results["seconds"] = time.perf_counter() - t0
+    _say(report)
+    _say(report, f"demo took {results['seconds']:.1f} s; artefacts in {out}")
+    (out / "report.md").write_text("\n".join(report) + "\n")
+    return results
+
+
+def _cycles_table(report, image, cyc, rtl_cycles) -> None:
+    _say(report)
+    _say(report, f"## Cycles (first {len(cyc)} test samples, mean per sample)")
+    head = "| layer | model cycles | ideal | load-balance efficiency |"
+    if rtl_cycles is not None:
+        head += " RTL cycles |"
+    _say(report, head)
+    _say(report, "|---|---|---|---|" + ("---|" if rtl_cycles is not None else ""))
+    for k, layer in enumerate(image.layers):
+        model_c = np.mean([c.layers[k].cycles for c in cyc])
+        ideal = np.mean([c.layers[k].ideal for c in cyc])
+        eff = np.mean([c.layers[k].efficiency for c in cyc])
+        row = f"| {layer.name} | {model_c:.1f} | {ideal:.1f} | {eff:.3f} |"
+        if rtl_cycles is not None:
+            row += f" {np.mean(rtl_cycles[:, k]):.1f} |"
+        _say(report, row)
+    total = np.mean([c.total for c in cyc])
+    _say(report, f"| total | {total:.1f} | | |" + (
+        f" {np.mean(rtl_cycles.sum(axis=1)):.1f} |" if rtl_cycles is not None else ""))
+
+
+def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
+    from rtl.verilog import generate
+    from sim_tests.runner import simulate
+
+    from . import digits
+
+    generate(image.config, out / "verilog", image=image)
+    n = len(cyc)
+    sim = simulate(image, q_in[:n], build_dir=out / "sim_build")
+    q_rtl = np.asarray(sim["q"])
+    rtl_cycles = np.asarray(sim["cycles_per_layer"]).reshape(n, len(image.layers))
+    results["bit_exact"] = bool(np.array_equal(q_rtl, gold.q[:n]))
+    model_totals = np.array([c.total for c in cyc])
+    results["cycles_match"] = bool(np.array_equal(np.asarray(sim["cycles_total"]),
+                                                  model_totals))
+    from golden import dequantize
+
+    results["acc_rtl_subset"] = digits.accuracy(dequantize(q_rtl, image.config),
+                                                data.y_test[:n])
+    results["acc_golden_subset"] = digits.accuracy(gold.y[:n], data.y_test[:n])
+    _say(report)
+    _say(report, f"## RTL (Verilator) on the first {n} test samples")
+    _say(report, f"- RTL vs golden bit-exact: {'yes' if results['bit_exact'] else 'NO'}")
+    _say(report, f"- accuracy on these samples: golden {results['acc_golden_subset']:.4f}, "
+                 f"RTL {results['acc_rtl_subset']:.4f}")
+    _say(report, f"- RTL cycles equal the cycle model: "
+                 f"{'yes' if results['cycles_match'] else 'NO'}")
+    _cycles_table(report, image, cyc, rtl_cycles)
+    _boards_section(report, results, out, image)
+
+
+def _boards_section(report, results, out, image) -> None:
+    from boards.resources import estimate, format_report
+    from boards.vivado import write_project
+
+    project = write_project(out / "vivado", image.config, image_dir=out / "image")
+    _say(report)
+    _say(report, f"## KU060 Vivado project: {project}")
+    _say(report, "(run it with `vivado -mode batch -source build.tcl` in that folder)")
+    _say(report)
+    _say(report, "## Yosys resource estimate (synth_xilinx -family xcu)")
+    _say(report, "```")
+    _say(report, format_report(estimate(image.config, out_dir=out / "resources")))
+    _say(report, "```")

@@ -1,0 +1,128 @@
+"""Statistics of a packed image, read straight from its memories (``eie inspect``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .image import PackedImage
+
+__all__ = ["ImageStats", "image_stats", "tile_entries"]
+
+
+def _pointer(image: PackedImage, pe: int, ptr_base: int, j: int) -> int:
+    bank = image.ptr_even if j % 2 == 0 else image.ptr_odd
+    return int(bank[pe, ptr_base + j // 2])
+
+
+def tile_entries(image: PackedImage, tile: int, pe: int, n_in: int) -> np.ndarray:
+    """The raw entries (``v | z << weight_bits``) of one PE's part of one tile."""
+    config = image.config
+    desc = image.program[tile]
+    count = _pointer(image, pe, desc.ptr_base, n_in)
+    per_word = config.entries_per_word
+    n_words = -(-count // per_word)
+    words = image.spmat[pe, desc.spmat_base:desc.spmat_base + n_words].astype(np.uint64)
+    shifts = (np.arange(per_word, dtype=np.uint64) * np.uint64(config.entry_bits))
+    mask = np.uint64((1 << config.entry_bits) - 1)
+    entries = (words[:, None] >> shifts[None, :]) & mask
+    return entries.reshape(-1)[:count].astype(np.int64)
+
+
+@dataclass
+class ImageStats:
+    config: object
+    layers: list[dict] = field(default_factory=list)
+    pes: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+
+    def format(self) -> str:
+        c = self.config
+        lines = [f"image: {c.n_pes} PEs, queue depth {c.queue_depth}, "
+                 f"{c.weight_bits}-bit index, {c.index_bits}-bit relative index",
+                 "",
+                 f"{'layer':<10}{'shape':>12}{'nnz':>9}{'density':>9}{'padding':>9}"
+                 f"{'tiles':>7}{'w_frac':>8}{'imbalance':>11}"]
+        for row in self.layers:
+            lines.append(f"{row['name']:<10}{row['shape']:>12}{row['nnz']:>9}"
+                         f"{row['density']:>9.3f}{row['padding']:>9}{row['tiles']:>7}"
+                         f"{row['w_frac']:>8}{row['imbalance']:>11.3f}")
+        lines += ["", f"{'PE':>4}{'entries':>9}{'padding':>9}{'spmat B':>10}{'of':>9}"
+                      f"{'ptr B':>8}{'of':>8}{'bias B':>8}{'of':>8}"]
+        for row in self.pes:
+            lines.append(f"{row['pe']:>4}{row['entries']:>9}{row['padding']:>9}"
+                         f"{row['spmat_bytes']:>10}{row['spmat_capacity']:>9}"
+                         f"{row['ptr_bytes']:>8}{row['ptr_capacity']:>8}"
+                         f"{row['bias_bytes']:>8}{row['bias_capacity']:>8}")
+        t = self.totals
+        lines += ["",
+                  f"dense float32 weights+bias: {t['dense_bytes']} B",
+                  f"packed (spmat words + pointers + codebooks + bias): {t['packed_bytes']} B"
+                  f"  -> compression {t['ratio']:.1f}x",
+                  f"Huffman-coded entries (v: {t['huffman_v_bits']} b, z: {t['huffman_z_bits']}"
+                  f" b) + pointers + codebooks + bias: {t['huffman_bytes']} B"
+                  f"  -> compression {t['huffman_ratio']:.1f}x (storage figure only)"]
+        return "\n".join(lines)
+
+
+def image_stats(image: PackedImage) -> ImageStats:
+    from compiler.huffman import huffman_bits
+
+    c = image.config
+    n = c.n_pes
+    stats = ImageStats(config=c)
+    entries_pe = np.zeros(n, np.int64)
+    padding_pe = np.zeros(n, np.int64)
+    words_pe = np.zeros(n, np.int64)
+    ptr_top = 0
+    bias_top = 0
+    all_v, all_z = [], []
+    vmask = (1 << c.weight_bits) - 1
+    for layer in image.layers:
+        layer_entries = np.zeros(n, np.int64)
+        layer_padding = 0
+        for tile in range(layer.first_tile, layer.first_tile + layer.n_tiles):
+            desc = image.program[tile]
+            for pe in range(n):
+                e = tile_entries(image, tile, pe, layer.n_in)
+                v, z = e & vmask, e >> c.weight_bits
+                all_v.append(v)
+                all_z.append(z)
+                layer_entries[pe] += len(e)
+                pad = int(np.sum(v == 0))
+                padding_pe[pe] += pad
+                layer_padding += pad
+                words_pe[pe] = max(words_pe[pe],
+                                   desc.spmat_base + -(-len(e) // c.entries_per_word))
+            ptr_top = max(ptr_top, desc.ptr_base + (layer.n_in + 2) // 2)
+            bias_top = max(bias_top, desc.bias_base + desc.out_local)
+        entries_pe += layer_entries
+        nnz = int(layer_entries.sum()) - layer_padding
+        mean = layer_entries.mean() if layer_entries.any() else 1.0
+        stats.layers.append(dict(
+            name=layer.name, shape=f"{layer.n_out}x{layer.n_in}", nnz=nnz,
+            density=nnz / (layer.n_in * layer.n_out), padding=layer_padding,
+            tiles=layer.n_tiles, w_frac=layer.w_frac,
+            imbalance=float(layer_entries.max() / mean) if layer_entries.any() else 1.0))
+    ptr_bytes = 2 * ptr_top * c.pointer_bits // 8
+    bias_bytes = bias_top * c.acc_bits // 8
+    for pe in range(n):
+        stats.pes.append(dict(
+            pe=pe, entries=int(entries_pe[pe]), padding=int(padding_pe[pe]),
+            spmat_bytes=int(words_pe[pe]) * c.word_bits // 8,
+            spmat_capacity=c.spmat_depth * c.word_bits // 8,
+            ptr_bytes=ptr_bytes, ptr_capacity=2 * c.ptr_depth * c.pointer_bits // 8,
+            bias_bytes=bias_bytes, bias_capacity=c.bias_depth * c.acc_bits // 8))
+    dense = sum(l.n_in * l.n_out + (l.n_out if l.has_bias else 0) for l in image.layers) * 4
+    codebook_bytes = len(image.layers) * c.codebook_size * c.codebook_bits // 8
+    fixed = n * (ptr_bytes + bias_bytes) + codebook_bytes
+    packed = int(words_pe.sum()) * c.word_bits // 8 + fixed
+    v = np.concatenate(all_v) if all_v else np.zeros(0, np.int64)
+    z = np.concatenate(all_z) if all_z else np.zeros(0, np.int64)
+    hv, hz = huffman_bits(v), huffman_bits(z)
+    huff = -(-(hv + hz) // 8) + fixed
+    stats.totals = dict(dense_bytes=dense, packed_bytes=packed, ratio=dense / max(packed, 1),
+                        huffman_v_bits=hv, huffman_z_bits=hz, huffman_bytes=huff,
+                        huffman_ratio=dense / max(huff, 1))
+    return stats
