@@ -1,0 +1,73 @@
+import dataclasses
+import json
+
+import pytest
+
+from eie.cli import _parser, config_from_args
+from eie.config import ConfigError, EIEConfig
+from eie.image import Descriptor
+
+
+def test_defaults_are_paper_pe_parameters():
+    c = EIEConfig()
+    assert (c.weight_bits, c.index_bits, c.entries_per_word, c.word_bits) == (4, 4, 8, 64)
+    assert c.queue_depth == 8 and c.pointer_bits == 16 and c.codebook_size == 16
+    assert c.max_run == 15
+    p = EIEConfig.paper()
+    assert p.n_pes == 64 and p.spmat_depth * p.word_bits // 8 == 131072
+    assert 2 * p.ptr_depth * p.pointer_bits // 8 == 32768
+    assert p.act_depth * p.act_bits // 8 == 2048 and p.acc_depth == 64
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("n_pes", 0, "n_pes must be a positive integer, not 0"),
+    ("queue_depth", -1, "queue_depth must be a positive integer, not -1"),
+    ("act_frac", 16, "act_frac must be in [0, act_bits)"),
+    ("acc_bits", 24, "must hold a full product"),
+    ("weight_bits", 1, "at least 2"),
+    ("n_pes", 2.5, "n_pes must be an integer, not 2.5"),
+    ("n_pes", True, "n_pes must be an integer, not True"),
+])
+def test_invalid_fields(field, value, message):
+    with pytest.raises(ConfigError) as info:
+        EIEConfig(**{field: value})
+    assert message in str(info.value)
+
+
+def test_roundtrip_and_id(tmp_path):
+    c = EIEConfig(n_pes=3, queue_depth=5)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(c.to_dict()))
+    assert EIEConfig.load(path) == c
+    assert EIEConfig.load(path).config_id == c.config_id
+    assert dataclasses.replace(c, queue_depth=6).config_id != c.config_id
+    with pytest.raises(ConfigError, match="unknown config field"):
+        EIEConfig.from_dict({"n_pes": 2, "bogus": 1})
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        EIEConfig.load(path)
+
+
+def test_descriptor_roundtrip_and_overflow():
+    c = EIEConfig()
+    d = Descriptor(in_local=256, out_local=32, out_base=255, ptr_base=1023,
+                   spmat_base=2047, bias_base=7, slot=7, shift=63, relu=True,
+                   bias_en=False, swap=True, last=True)
+    word = d.encode(c)
+    assert word < (1 << c.descriptor_bits)
+    assert Descriptor.decode(word, c) == d
+    # LSB-first order from docs/image-format.md: in_local occupies the lowest bits
+    assert word & ((1 << c.descriptor_layout()["in_local"]) - 1) == 256
+    assert word >> (c.descriptor_bits - 1) == 1  # `last` is the top bit
+    with pytest.raises(ValueError, match="in_local=512 does not fit 9 bits"):
+        dataclasses.replace(d, in_local=512).encode(c)
+
+
+def test_flags_override_config_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"n_pes": 16, "queue_depth": 2}))
+    args = _parser().parse_args(["verilog", "-o", "x", "--config", str(path), "--pes", "8"])
+    c = config_from_args(args)
+    assert c.n_pes == 8 and c.queue_depth == 2 and c.act_depth == EIEConfig().act_depth
+    args = _parser().parse_args(["verilog", "-o", "x", "--queue-depth", "3"])
+    assert config_from_args(args) == EIEConfig(queue_depth=3)
