@@ -102,11 +102,13 @@ def balance_prune(layers: list[DenseLayer], density: float, n_pes: int) -> list[
 
     Row ``i`` of each layer belongs to PE ``i mod n_pes`` (docs/image-format.md). Each PE's
     sub-matrix is magnitude-pruned on its own to
-    ``k = round(density * n_out * n_in / n_pes)`` non-zeros. A PE whose sub-matrix has
-    fewer than ``k`` weights, or fewer than ``k`` non-zero weights already, keeps all of its
-    non-zeros (``min(k, its non-zeros)``); the other PEs still keep ``k`` -- they are not
-    pruned further to match it, since that would cost accuracy for no cycle gain when the
-    short PE is idle anyway.
+    ``k = round(density * n_out * n_in / P)`` non-zeros, ``P = min(n_pes, n_out)`` being
+    the PEs that own rows of the layer (``P = n_pes`` whenever ``n_out >= n_pes``; a layer
+    narrower than the array would otherwise lose the share of the row-less PEs). A PE
+    whose sub-matrix has fewer than ``k`` weights, or fewer than ``k`` non-zero weights
+    already, keeps all of its non-zeros (``min(k, its non-zeros)``); the other PEs still
+    keep ``k`` -- they are not pruned further to match it, since that would cost accuracy
+    for no cycle gain (the short PE just idles a little).
 
     Raises
     ------
@@ -119,8 +121,9 @@ def balance_prune(layers: list[DenseLayer], density: float, n_pes: int) -> list[
     out = []
     for layer in layers:
         weight = np.array(layer.weight, dtype=np.float64, copy=True)
-        k = round(density * weight.size / n_pes)
-        for pe in range(min(n_pes, layer.n_out)):
+        owners = min(n_pes, layer.n_out)
+        k = round(density * weight.size / owners)
+        for pe in range(owners):
             sub = weight[pe::n_pes]
             keep = _keep_largest(sub.ravel(), k).reshape(sub.shape)
             weight[pe::n_pes] = np.where(keep, sub, 0.0)
