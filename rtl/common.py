@@ -10,7 +10,8 @@ from amaranth.lib import data, enum
 
 from eie.config import EIEConfig, clog2
 
-__all__ = ["MemSel", "act_layout", "tile_layout", "pe_init", "PE_INIT_KEYS", "check_config"]
+__all__ = ["MemSel", "act_layout", "tile_layout", "pe_init", "PE_INIT_KEYS", "check_config",
+           "check_init"]
 
 
 class MemSel(enum.Enum, shape=3):
@@ -79,3 +80,27 @@ def pe_init(image, pe: int) -> dict[str, list[int]]:
         "bias": [int(w) for w in image.bias[pe]],
         "codebook": [int(w) for w in image.codebook],
     }
+
+
+def check_init(name: str, init, depth: int) -> list[int]:
+    """Validate optional initial contents of a memory of ``depth`` rows; return a list.
+
+    ``None`` means all zeros.  Raises ``TypeError`` for a non-sequence or non-integer
+    value and ``ValueError`` when there are more values than rows.
+    """
+    if init is None:
+        return []
+    if isinstance(init, (str, bytes)) or not hasattr(init, "__len__"):
+        raise TypeError(f"Initial contents of {name} must be a sequence of integers, "
+                        f"not {init!r}")
+    values = []
+    for value in init:
+        if hasattr(value, "dtype") and value.dtype.kind in "iu":
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"Initial contents of {name} must be integers, not {value!r}")
+        values.append(value)
+    if len(values) > depth:
+        raise ValueError(f"Initial contents of {name} have {len(values)} rows, more than "
+                         f"its depth {depth}")
+    return values

@@ -1,0 +1,253 @@
+"""One EIE processing element: activation queue, pointer read, sparse-matrix read,
+arithmetic unit and activation buffers (docs/rtl.md, section "PE")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from eie.config import clog2
+
+from .act_buffer import ActBuffer
+from .act_queue import ActQueue
+from .arith_unit import ArithUnit
+from .common import PE_INIT_KEYS, MemSel, act_layout, check_config, tile_layout
+from .ptr_read import PtrRead
+from .spmat_read import SpmatRead
+
+__all__ = ["PE", "IDLE_DELAY", "PRELOAD_LATENCY", "WRITEBACK_LATENCY"]
+
+#: ``idle`` rises this many cycles after the PE could pop again with an empty queue.
+IDLE_DELAY = 5
+#: A preload request in cycle ``t`` is in the accumulator from cycle ``t + 2`` on.
+PRELOAD_LATENCY = 2
+#: A write-back request in cycle ``t`` is in the activation buffer from ``t + 3`` on.
+WRITEBACK_LATENCY = 3
+
+
+class PE(wiring.Component):
+    """EIE processing element.
+
+    Processing contract (docs/architecture.md): the PE pops broadcast ``m`` (column
+    ``j_m``) in cycle ``s_m = max(b_m + 1, s_{m-1} + max(len_{m-1}, 1))``, where ``b_m``
+    is the cycle of its transfer on ``act_in`` and ``len`` the column's entry count.  It
+    processes one entry per cycle, an empty column costs one cycle and consecutive columns
+    follow each other with no bubble.  Pipeline, for a column popped in cycle ``s``::
+
+        s        pop; read P_j, P_{j+1}           (ptr_read)
+        s+1      column length known; fetch spmat window; decide next pop
+        s+2 ..   entries emitted, one per cycle  (spmat_read)
+        +1       register entry, row, codebook read
+        +2       multiply, accumulator read
+        +3       accumulate (with bypass), accumulator write
+
+    Latencies (cycle ``t`` = the request cycle):
+
+    - ``preload_en``: accumulator written at the end of ``t + 1``.
+    - ``wb_en``: activation ``act[dst_bank][out_base + wb_row]`` written at the end of
+      ``t + 2`` (``dst_bank`` is sampled in ``t``; ``tile`` must be stable).
+    - ``idle``: high in cycle ``t`` iff in each of the cycles ``t - IDLE_DELAY .. t``
+      the queue was empty, no broadcast was accepted and the PE could pop (i.e. the
+      cycle is at or after ``s_last + max(len_last, 1)``).  After the last broadcast,
+      ``idle`` rises exactly ``IDLE_DELAY`` (5) cycles after that, when every
+      accumulator write has completed.
+    - ``scan_data``: 1-cycle synchronous read.
+    - host writes take effect at the end of their cycle.
+
+    Preload, compute and write-back must not overlap; ``tile`` is held stable for a tile.
+
+    Parameters
+    ----------
+    config : EIEConfig
+    init : Mapping[str, sequence of int], optional
+        Initial memory contents: ``spmat``, ``ptr_even``, ``ptr_odd``, ``bias``,
+        ``codebook`` (as from :func:`rtl.common.pe_init`) and optionally ``act0``,
+        ``act1``.  Missing memories and rows are 0.
+
+    Members
+    -------
+    act_in : In(stream.Signature(act_layout(config)))
+        Activation broadcasts ``(value, index = j)``; ``ready = level < queue_depth``.
+    tile : In(tile_layout(config))
+        ``ptr_base``, ``spmat_base``, ``bias_base``, ``out_base``, ``slot``, ``shift``,
+        ``relu``, ``bias_en`` of the current tile.
+    preload_en : In(1)
+    preload_row : In(range(acc_depth))
+    wb_en : In(1)
+    wb_row : In(range(acc_depth))
+    dst_bank : In(1)
+        Activation bank written back to.
+    idle : Out(1)
+    scan_bank : In(1)
+    scan_addr : In(range(act_depth))
+    scan_data : Out(signed(act_bits))
+    host_we : In(1)
+    host_sel : In(MemSel)
+    host_addr : In(32)
+        Word address inside the selected memory (spmat: logical word address).
+    host_wdata : In(max memory width)
+        LSB-aligned, truncated to the memory width (64 bits by default).
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an ``EIEConfig``; ``init`` is not a mapping or holds
+        non-integers.
+    ValueError
+        Unknown ``init`` key, too many initial values, or ``entries_per_word`` not a power
+        of two.
+    """
+
+    def __init__(self, *, config, init=None):
+        self._config = check_config(config)
+        if init is None:
+            init = {}
+        if not isinstance(init, Mapping):
+            raise TypeError(f"PE init must be a mapping of memory name to contents, "
+                            f"not {init!r}")
+        unknown = sorted(set(init) - set(PE_INIT_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown PE init memory name(s) {unknown}; expected some of "
+                             f"{list(PE_INIT_KEYS)}")
+        self._init = dict(init)
+        # Build the sub-blocks now so that wrong init contents fail at construction.
+        self._queue = ActQueue(layout=act_layout(config), depth=config.queue_depth)
+        self._ptr = PtrRead(config=config, init_even=init.get("ptr_even"),
+                            init_odd=init.get("ptr_odd"))
+        self._spmat = SpmatRead(config=config, init=init.get("spmat"))
+        self._arith = ArithUnit(config=config, codebook_init=init.get("codebook"),
+                                bias_init=init.get("bias"))
+        self._act = ActBuffer(config=config, init0=init.get("act0"), init1=init.get("act1"))
+        host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
+                         config.act_bits, config.codebook_bits)
+        super().__init__({
+            "act_in": In(stream.Signature(act_layout(config))),
+            "tile": In(tile_layout(config)),
+            "preload_en": In(1),
+            "preload_row": In(range(config.acc_depth)),
+            "wb_en": In(1),
+            "wb_row": In(range(config.acc_depth)),
+            "dst_bank": In(1),
+            "idle": Out(1),
+            "scan_bank": In(1),
+            "scan_addr": In(clog2(config.act_depth)),
+            "scan_data": Out(signed(config.act_bits)),
+            "host_we": In(1),
+            "host_sel": In(MemSel),
+            "host_addr": In(32),
+            "host_wdata": In(host_width),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def init(self):
+        return dict(self._init)
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        m.submodules.queue = queue = self._queue
+        m.submodules.ptr_read = ptr = self._ptr
+        m.submodules.spmat_read = spmat = self._spmat
+        m.submodules.arith_unit = arith = self._arith
+        m.submodules.act_buffer = act = self._act
+        tile = self.tile
+
+        wiring.connect(m, wiring.flipped(self.act_in), queue.i)
+
+        # ---- pop engine: the next pop waits until the current column has max(len, 1)
+        # cycles from its own pop; the column length is known one cycle after the pop.
+        pointer_valid = Signal()      # ptr.start/end belong to the column popped last cycle
+        act_q = Signal(signed(config.act_bits))
+        length = Signal(config.pointer_bits)
+        long = Signal()               # that column blocks the next pop for len - 1 cycles
+        blocked = Signal()
+        left_q = Signal(config.pointer_bits)
+        can_pop = Signal()
+        m.d.comb += [
+            length.eq(ptr.end - ptr.start),
+            long.eq(pointer_valid & (length > 1)),
+            can_pop.eq(~long & ~(blocked & (left_q != 0))),
+            queue.o.ready.eq(can_pop),
+        ]
+        pop = queue.o.valid & can_pop
+        m.d.comb += [
+            ptr.en.eq(pop),
+            ptr.index.eq(queue.o.payload.index),
+            ptr.base.eq(tile.ptr_base),
+        ]
+        m.d.sync += pointer_valid.eq(pop)
+        with m.If(pop):
+            m.d.sync += act_q.eq(queue.o.payload.value)
+        with m.If(long):
+            m.d.sync += [blocked.eq(1), left_q.eq(length - 2)]
+        with m.Elif(blocked):
+            with m.If(left_q == 0):
+                m.d.sync += blocked.eq(0)
+            with m.Else():
+                m.d.sync += left_q.eq(left_q - 1)
+
+        entry_shift = config.entries_per_word.bit_length() - 1
+        m.d.comb += [
+            spmat.i.valid.eq(pointer_valid),
+            spmat.i.payload.start.eq((tile.spmat_base << entry_shift) + ptr.start),
+            spmat.i.payload.length.eq(length),
+            spmat.i.payload.act.eq(act_q),
+        ]
+        wiring.connect(m, spmat.o, arith.i)
+
+        # ---- idle: IDLE_DELAY + 1 consecutive free cycles ----------------------------
+        free = (queue.level == 0) & ~(self.act_in.valid & self.act_in.ready) & can_pop
+        free_count = Signal(range(IDLE_DELAY + 1))
+        with m.If(~free):
+            m.d.sync += free_count.eq(0)
+        with m.Elif(free_count != IDLE_DELAY):
+            m.d.sync += free_count.eq(free_count + 1)
+        m.d.comb += self.idle.eq(free & (free_count == IDLE_DELAY))
+
+        # ---- preload and write-back ------------------------------------------------
+        m.d.comb += [
+            arith.tile.eq(tile),
+            arith.preload_en.eq(self.preload_en),
+            arith.preload_row.eq(self.preload_row),
+            arith.wb_en.eq(self.wb_en),
+            arith.wb_row.eq(self.wb_row),
+        ]
+        dst_bank_1, dst_bank_2 = Signal(), Signal()
+        m.d.sync += [dst_bank_1.eq(self.dst_bank), dst_bank_2.eq(dst_bank_1)]
+        m.d.comb += [
+            act.wb_en.eq(arith.wb.valid),
+            act.wb_bank.eq(dst_bank_2),
+            act.wb_addr.eq(tile.out_base + arith.wb.payload.row),
+            act.wb_data.eq(arith.wb.payload.value),
+            act.scan_bank.eq(self.scan_bank),
+            act.scan_addr.eq(self.scan_addr),
+            self.scan_data.eq(act.scan_data),
+        ]
+
+        # ---- host writes -------------------------------------------------------------
+        sel, we = self.host_sel, self.host_we
+        m.d.comb += [
+            spmat.host_we.eq(we & (sel == MemSel.SPMAT)),
+            spmat.host_addr.eq(self.host_addr),
+            spmat.host_data.eq(self.host_wdata),
+            ptr.host_we.eq(we & ((sel == MemSel.PTR_EVEN) | (sel == MemSel.PTR_ODD))),
+            ptr.host_bank.eq(sel == MemSel.PTR_ODD),
+            ptr.host_addr.eq(self.host_addr),
+            ptr.host_data.eq(self.host_wdata),
+            arith.host_codebook_we.eq(we & (sel == MemSel.CODEBOOK)),
+            arith.host_bias_we.eq(we & (sel == MemSel.BIAS)),
+            arith.host_addr.eq(self.host_addr),
+            arith.host_data.eq(self.host_wdata),
+            act.host_we.eq(we & ((sel == MemSel.ACT0) | (sel == MemSel.ACT1))),
+            act.host_bank.eq(sel == MemSel.ACT1),
+            act.host_addr.eq(self.host_addr),
+            act.host_data.eq(self.host_wdata),
+        ]
+        return m

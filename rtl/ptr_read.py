@@ -1,0 +1,114 @@
+"""Column-pointer reader of one PE: even/odd pointer banks read in one cycle."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from eie.config import clog2
+
+from .common import check_config, check_init
+
+__all__ = ["PtrRead"]
+
+
+class PtrRead(wiring.Component):
+    """Reads the column pointers ``P_j`` and ``P_{j+1}`` of a column in one cycle.
+
+    Pointers are interleaved over two banks (docs/image-format.md): ``P_j`` sits in the
+    even bank at ``base + j/2`` for even ``j`` and in the odd bank at ``base + (j-1)/2``
+    for odd ``j``, so ``P_j`` and ``P_{j+1}`` always come from different banks.
+
+    Timing contract: ``en`` in cycle ``t`` with ``base``/``index`` samples them; ``start``
+    (``P_j``) and ``end`` (``P_{j+1}``) are valid in cycle ``t + 1`` and hold until the
+    next ``en``.  Host writes take effect at the end of the cycle they are issued in.
+
+    Parameters
+    ----------
+    config : EIEConfig
+    init_even, init_odd : sequence of int, optional
+        Initial contents of the banks (``ptr_depth`` rows each, missing rows are 0).
+
+    Members
+    -------
+    en : In(1)
+        Read the pointers of column ``index``.
+    base : In(clog2(ptr_depth))
+        ``ptr_base`` of the tile.
+    index : In(clog2(n_pes * act_depth))
+        Column ``j`` (global index within the tile).
+    start, end : Out(pointer_bits)
+        ``P_j`` and ``P_{j+1}``, one cycle after ``en``.
+    host_we : In(1)
+        Host write strobe.
+    host_bank : In(1)
+        0: even bank, 1: odd bank.
+    host_addr : In(clog2(ptr_depth))
+    host_data : In(pointer_bits)
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an ``EIEConfig``, or an initial value is not an integer.
+    ValueError
+        More initial values than ``ptr_depth``.
+    """
+
+    def __init__(self, *, config, init_even=None, init_odd=None):
+        self._config = check_config(config)
+        self._init_even = check_init("the even pointer bank", init_even, config.ptr_depth)
+        self._init_odd = check_init("the odd pointer bank", init_odd, config.ptr_depth)
+        addr = clog2(config.ptr_depth)
+        super().__init__({
+            "en": In(1),
+            "base": In(addr),
+            "index": In(clog2(config.n_pes * config.act_depth)),
+            "start": Out(config.pointer_bits),
+            "end": Out(config.pointer_bits),
+            "host_we": In(1),
+            "host_bank": In(1),
+            "host_addr": In(addr),
+            "host_data": In(config.pointer_bits),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        shape = unsigned(config.pointer_bits)
+        m.submodules.even = even = Memory(shape=shape, depth=config.ptr_depth,
+                                          init=self._init_even)
+        m.submodules.odd = odd = Memory(shape=shape, depth=config.ptr_depth,
+                                        init=self._init_odd)
+        even_read, odd_read = even.read_port(), odd.read_port()
+        even_write, odd_write = even.write_port(), odd.write_port()
+
+        # For odd j, P_j is odd[base + (j-1)/2] and P_{j+1} is even[base + (j+1)/2].
+        half = self.index >> 1
+        odd_index = self.index[0]
+        m.d.comb += [
+            odd_read.addr.eq(self.base + half),
+            even_read.addr.eq(self.base + half + odd_index),
+            odd_read.en.eq(self.en),
+            even_read.en.eq(self.en),
+        ]
+        odd_index_q = Signal()
+        with m.If(self.en):
+            m.d.sync += odd_index_q.eq(odd_index)
+        with m.If(odd_index_q):
+            m.d.comb += [self.start.eq(odd_read.data), self.end.eq(even_read.data)]
+        with m.Else():
+            m.d.comb += [self.start.eq(even_read.data), self.end.eq(odd_read.data)]
+
+        for port, bank in ((even_write, 0), (odd_write, 1)):
+            m.d.comb += [
+                port.addr.eq(self.host_addr),
+                port.data.eq(self.host_data),
+                port.en.eq(self.host_we & (self.host_bank == bank)),
+            ]
+        return m
