@@ -50,7 +50,7 @@ class Compressed:
 
 def compress(model, density: float | None = None, bits: int = 4, scope: str = "layer",
              balance: bool = False, n_pes: int | None = None, ternary: bool = False,
-             relu=None, seed: int = 0) -> Compressed:
+             relu=None, seed: int = 0, final_relu: bool = False) -> Compressed:
     """Import, prune and weight-share an MLP.
 
     Parameters
@@ -76,6 +76,8 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
         ReLU flag per layer (see :func:`compiler.load_model`).
     seed : int
         Passed to the weight-sharing stage (k-means with linear init is deterministic).
+    final_relu : bool
+        ReLU after the last layer too (see :func:`compiler.load_model`).
 
     Raises
     ------
@@ -91,7 +93,7 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
             raise ValueError("balance=True requires n_pes")
         if scope != "layer":
             raise ValueError("balance=True prunes per layer; scope must be 'layer'")
-    source = load_model(model, relu=relu)
+    source = load_model(model, relu=relu, final_relu=final_relu)
     if density is None:
         pruned = source
     elif balance:

@@ -201,6 +201,7 @@ def test_compress_balance_and_options():
     t = compress(mlp(), ternary=True, relu=[False, True])
     assert all(s["distinct"] <= 2 for s in t.stats)
     assert [l.relu for l in t.layers] == [False, True]
+    assert [l.relu for l in compress(mlp(), final_relu=True).layers] == [True, True]
     g = compress(mlp(), density=0.1, scope="global", bits=3)
     assert sum(s["nnz"] for s in g.stats) == round(0.1 * 416)
     assert all(l.codebook.shape == (8,) for l in g.layers)
