@@ -1,0 +1,219 @@
+"""Cycle model of the EIE array: the schedule of docs/architecture.md, cycle for cycle.
+
+For each tile the LNZD turns the source activation rows into broadcast slots, the slots
+fill the PEs' activation queues (depth ``queue_depth``) and each PE spends
+``max(len, 1)`` cycles on a broadcast column. :func:`compute_span` evaluates the
+recurrences of docs/architecture.md ("Broadcast slots", "PE", "Compute span") exactly;
+:func:`cycles` adds the preload/write-back phases and the pipeline constants.
+
+The activations each layer sees come from the bit-exact model (:func:`golden.model.run`),
+so a later layer's schedule depends on the real ReLU sparsity of its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eie.image import PackedImage
+
+from .model import Tile, decode_program, run
+
+__all__ = ["PIPELINE", "Span", "TileCycles", "LayerCycles", "CycleReport", "compute_span",
+           "cycles"]
+
+# Fixed latencies of the RTL pipeline, in cycles (docs/architecture.md, "Total cycles"):
+#   START: once per run, from `start` to the first tile's preload;
+#   PRE:   per tile, from the descriptor fetch to the first preload cycle;
+#   DRAIN: per tile, from the end of the compute span to the first write-back cycle
+#          (the PE pipeline emptying);
+#   POST:  per tile, from the last write-back cycle to the next tile (or `done`).
+# Owned by the RTL: the RTL engineer sets these to the implementation's values; the
+# model and the RTL counters must then agree exactly.
+PIPELINE = {"START": 0, "PRE": 0, "DRAIN": 0, "POST": 0}
+
+
+@dataclass
+class Span:
+    """Compute phase of one tile (docs/architecture.md).
+
+    Attributes
+    ----------
+    compute : ``C``, cycles of the compute phase.
+    busy : int64 [n_pes] entries processed per PE; ``idle = compute - busy``.
+    stalls : cycles the broadcast waited for a full queue (sum over non-zero slots of
+        ``b_m - (b_{k-1} + 1)``).
+    broadcasts : ``M``, non-zero activations broadcast.
+    slots : broadcast slots (non-zero slots plus one per all-zero activation row).
+    """
+
+    compute: int
+    busy: np.ndarray
+    stalls: int
+    broadcasts: int
+    slots: int
+
+    @property
+    def idle(self) -> np.ndarray:
+        return self.compute - self.busy
+
+    @property
+    def ideal(self) -> int:
+        n = len(self.busy)
+        return int(-(-int(self.busy.sum()) // n))
+
+    @property
+    def efficiency(self) -> float:
+        return self.ideal / self.compute if self.compute else 1.0
+
+
+def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int) -> Span:
+    """Evaluate the compute-phase schedule of one tile.
+
+    Parameters
+    ----------
+    lengths : int [n_pes, in_local * n_pes] entries of column ``j`` in PE ``p``'s tile.
+    activations : int [in_local * n_pes] the source activations the LNZD scans (row ``l``
+        holds ``j = l * n_pes + p``); only their zero/non-zero pattern matters.
+    queue_depth : ``D``, the activation-queue depth.
+    """
+    lengths = np.asarray(lengths, np.int64)
+    n = lengths.shape[0]
+    act = np.asarray(activations)
+    if act.size % n:
+        raise ValueError(f"activations ({act.size}) are not whole rows of {n}")
+    nz = act.reshape(-1, n) != 0                                 # [in_local, n]
+    row_has = nz.any(axis=1)
+    js = np.flatnonzero(nz.reshape(-1))                          # ascending j == slot order
+    m_total = int(js.size)
+    # Empty slots (all-zero rows) between consecutive non-zero slots.
+    empty_before = np.concatenate(([0], np.cumsum(~row_has)))    # empty rows with index < l
+    n_empty = int(empty_before[-1])
+    rows_of = js // n
+    eb = empty_before[rows_of]
+    gaps = np.diff(np.concatenate(([0], eb))).tolist()           # E_m
+    tail = n_empty - (int(eb[-1]) if m_total else 0)
+
+    lens = lengths[:, js]                                        # [n, M]
+    dur = np.maximum(lens, 1)
+    busy = lens.sum(axis=1)
+    depth = int(queue_depth)
+
+    smax = [0] * m_total            # max_p s[p, m]
+    b_prev = -1
+    stalls = 0
+    end = None                      # s[p, m-1] + d[p, m-1]
+    dur_t = dur.T                   # [M, n], row m contiguous
+    for m in range(m_total):
+        free = b_prev + gaps[m] + 1
+        b = free
+        if m >= depth and smax[m - depth] + 1 > b:
+            b = smax[m - depth] + 1
+        stalls += b - free
+        if end is None:
+            s = np.full(n, b + 1, np.int64)
+        else:
+            s = np.maximum(end, b + 1)
+        smax[m] = int(s.max())
+        end = s + dur_t[m]
+        b_prev = b
+    b_last = b_prev + tail
+    compute = b_last + 1
+    if end is not None:
+        compute = max(compute, int(end.max()))
+    return Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
+
+
+@dataclass
+class TileCycles:
+    """Cycles of one tile: ``PRE + out_local + compute + DRAIN + out_local + POST``."""
+
+    tile: int
+    layer: int
+    out_local: int
+    span: Span
+    cycles: int
+
+    @property
+    def compute(self) -> int:
+        return self.span.compute
+
+
+@dataclass
+class LayerCycles:
+    """Cycles of one layer (sums over its tiles).
+
+    Attributes
+    ----------
+    cycles : total cycles of the layer's tiles, phases and pipeline constants included.
+    compute : sum of the tiles' compute spans ``C``.
+    ideal : sum of the tiles' ideal bounds ``ceil(sum_p busy / n_pes)``.
+    efficiency : load-balance efficiency ``ideal / compute``.
+    busy, idle : int64 [n_pes] entries processed / compute cycles without an entry.
+    stalls : broadcast stall cycles (full queues).
+    tiles : the per-tile figures.
+    """
+
+    cycles: int
+    compute: int
+    ideal: int
+    efficiency: float
+    busy: np.ndarray
+    idle: np.ndarray
+    stalls: int
+    tiles: list = field(default_factory=list)
+
+
+@dataclass
+class CycleReport:
+    """Cycle figures of one inference: per layer, and ``total`` (``START`` included)."""
+
+    layers: list
+    total: int
+
+    @property
+    def compute(self) -> int:
+        return sum(layer.compute for layer in self.layers)
+
+
+def cycles(image: PackedImage, q_in, tiles: list[Tile] | None = None,
+           pipeline: dict | None = None) -> CycleReport:
+    """Cycle count of one inference on the image (docs/architecture.md).
+
+    Parameters
+    ----------
+    image : the packed image.
+    q_in : int [n_in], one raw input vector (:func:`golden.quantize_input`).
+    tiles : decoded program to reuse (:func:`golden.model.decode_program`).
+    pipeline : overrides :data:`PIPELINE` (for what-if studies and tests).
+    """
+    q_in = np.asarray(q_in)
+    if q_in.ndim != 1:
+        raise ValueError(f"cycles() takes one input vector [n_in], not shape {q_in.shape}")
+    pipe = dict(PIPELINE if pipeline is None else pipeline)
+    if tiles is None:
+        tiles = decode_program(image)
+    result = run(image, q_in, tiles=tiles)
+    n = image.config.n_pes
+    per_layer: dict[int, list[TileCycles]] = {}
+    for tile in tiles:
+        desc = tile.desc
+        width = desc.in_local * n
+        acts = result.layer_inputs[tile.layer][:width]
+        span = compute_span(tile.lengths, acts, image.config.queue_depth)
+        total = (pipe["PRE"] + desc.out_local + span.compute + pipe["DRAIN"]
+                 + desc.out_local + pipe["POST"])
+        per_layer.setdefault(tile.layer, []).append(
+            TileCycles(tile.index, tile.layer, desc.out_local, span, int(total)))
+    layers = []
+    for k in sorted(per_layer):
+        tcs = per_layer[k]
+        compute = sum(t.compute for t in tcs)
+        ideal = sum(t.span.ideal for t in tcs)
+        busy = np.sum([t.span.busy for t in tcs], axis=0).astype(np.int64)
+        layers.append(LayerCycles(
+            cycles=sum(t.cycles for t in tcs), compute=compute, ideal=ideal,
+            efficiency=ideal / compute if compute else 1.0, busy=busy, idle=compute - busy,
+            stalls=sum(t.span.stalls for t in tcs), tiles=tcs))
+    return CycleReport(layers, int(pipe["START"] + sum(layer.cycles for layer in layers)))
