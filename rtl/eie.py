@@ -6,6 +6,8 @@ for the port list, the host address map and the measured pipeline constants.
 
 from __future__ import annotations
 
+import importlib
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -53,32 +55,33 @@ def host_address(region: Region, addr: int = 0, *, pe: int = 0, sel: MemSel | in
 
 
 class HostSignature(wiring.Signature):
-    """Host port: a strobe bus with fixed read latency (seen from the array).
+    """Host port: a strobe bus with fixed read latency, from the host's side (the array has
+    ``In(HostSignature())``).
 
     Members
     -------
-    addr : In(32)
+    addr : Out(32)
         Word address (see :func:`host_address`).
-    wdata : In(64)
+    wdata : Out(64)
         Write data, LSB-aligned, truncated to the target's width.
-    write : In(1)
+    write : Out(1)
         Write strobe: one write per cycle, always accepted.
-    read : In(1)
+    read : Out(1)
         Read strobe: one read per cycle, always accepted.
-    rdata : Out(64)
+    rdata : In(64)
         Read data, valid with ``rvalid``.
-    rvalid : Out(1)
+    rvalid : In(1)
         High exactly ``READ_LATENCY`` cycles after a ``read`` strobe.
     """
 
     def __init__(self):
         super().__init__({
-            "addr": In(32),
-            "wdata": In(64),
-            "write": In(1),
-            "read": In(1),
-            "rdata": Out(64),
-            "rvalid": Out(1),
+            "addr": Out(32),
+            "wdata": Out(64),
+            "write": Out(1),
+            "read": Out(1),
+            "rdata": In(64),
+            "rvalid": In(1),
         })
 
 
@@ -88,9 +91,8 @@ class _State(enum.Enum, shape=3):
     DECODE = 2
     PRELOAD = 3
     COMPUTE = 4
-    DRAIN = 5
-    WRITEBACK = 6
-    POST = 7
+    WRITEBACK = 5
+    POST = 6
 
 
 def _pe_class():
@@ -171,7 +173,7 @@ class EIE(wiring.Component):
         pes = []
         for p in range(n):
             init = pe_init(self._image, p) if self._image is not None else None
-            pe = pe_class(cfg, init=init)
+            pe = pe_class(config=cfg, init=init)
             m.submodules[f"pe{p}"] = pe
             pes.append(pe)
         m.submodules.scanner = scanner = RowScanner(
@@ -180,7 +182,7 @@ class EIE(wiring.Component):
         program_init = []
         if self._image is not None:
             program_init = [d.encode(cfg) for d in self._image.program]
-        m.submodules.program = program = memory.Memory(
+        m.submodules.program_memory = program = memory.Memory(
             shape=cfg.descriptor_bits, depth=cfg.max_tiles, init=program_init)
         prog_rd = program.read_port()
         prog_wr = program.write_port()
@@ -214,7 +216,6 @@ class EIE(wiring.Component):
         row = Signal(layout["out_local"], name="row")
         src_bank = Signal(name="src_bank")
         post_count = Signal(range(self.post_cycles + 1), name="post_count")
-        drain_count = Signal(range(self.drain_cycles + 1), name="drain_count")
 
         total_cycles = Signal(32, name="total_cycles")
         layer_count = Signal(32, name="layer_count")
@@ -233,9 +234,9 @@ class EIE(wiring.Component):
         all_idle = Signal(name="all_idle")
         m.d.comb += [all_ready.eq(Cat(pe.act_in.ready for pe in pes).all()),
                      all_idle.eq(Cat(pe.idle for pe in pes).all())]
-        # The PEs raise idle IDLE_LATENCY cycles after their last entry; the scanner's
+        # The PEs raise idle IDLE_DELAY cycles after their last entry; the scanner's
         # "all rows scanned" is delayed by the same amount so that the compute phase ends
-        # exactly IDLE_LATENCY + 1 cycles after the span C of docs/architecture.md.
+        # exactly IDLE_DELAY + 1 cycles after the span C of docs/architecture.md.
         scan_done = ~scanner.running
         for k in range(self.idle_latency):
             delayed = Signal(name=f"scan_done_d{k + 1}")
@@ -274,15 +275,9 @@ class EIE(wiring.Component):
                     m.d.comb += scanner.start.eq(1)
                     m.d.sync += [state.eq(_State.COMPUTE), row.eq(0)]
             with m.Case(_State.COMPUTE):
+                # Write-back may start in the cycle after the PEs' idle is seen, so DRAIN is
+                # IDLE_DELAY + 1 cycles and needs no state of its own.
                 with m.If(compute_end):
-                    m.d.sync += drain_count.eq(0)
-                    if self.drain_cycles:
-                        m.d.sync += state.eq(_State.DRAIN)
-                    else:
-                        m.d.sync += state.eq(_State.WRITEBACK)
-            with m.Case(_State.DRAIN):
-                m.d.sync += drain_count.eq(drain_count + 1)
-                with m.If(drain_count + 1 >= self.drain_cycles):
                     m.d.sync += state.eq(_State.WRITEBACK)
             with m.Case(_State.WRITEBACK):
                 m.d.sync += row.eq(row + 1)
@@ -369,19 +364,27 @@ class EIE(wiring.Component):
         m.d.sync += self.host.rvalid.eq(read_q)
         return m
 
-    # ---- pipeline constants (docs/rtl.md) ---------------------------------------------------
-    @property
-    def idle_latency(self) -> int:
-        """Cycles from a PE's last processed entry to its ``idle`` (from the PE class)."""
+    # ---- pipeline constants (docs/rtl.md, "Array top") ------------------------------------
+    def _pe_constant(self, name: str) -> int:
         pe_class = self._pe_class or _pe_class()
-        return int(getattr(pe_class, "IDLE_LATENCY", 0))
+        value = getattr(pe_class, name, None)
+        if value is None:
+            value = getattr(importlib.import_module(pe_class.__module__), name)
+        return int(value)
 
     @property
-    def drain_cycles(self) -> int:
-        return 0
+    def idle_latency(self) -> int:
+        """Cycles from the span ``C`` to the PEs' ``idle`` (``rtl.pe.IDLE_DELAY``)."""
+        return self._pe_constant("IDLE_DELAY")
 
     @property
     def post_cycles(self) -> int:
-        """Cycles after the last write-back row so that the write lands (PE WB latency)."""
-        pe_class = self._pe_class or _pe_class()
-        return max(1, int(getattr(pe_class, "WB_LATENCY", 2)))
+        """Cycles after the last write-back request so that the next tile's first scan read
+        (presented in DECODE) and a host read after ``done`` see the written row."""
+        return max(1, self._pe_constant("WRITEBACK_LATENCY") - 2)
+
+    @property
+    def pipeline(self) -> dict[str, int]:
+        """The constants of docs/architecture.md for this design (golden PIPELINE)."""
+        return {"START": 0, "PRE": 2, "DRAIN": self.idle_latency + 1,
+                "POST": self.post_cycles}

@@ -1,0 +1,129 @@
+"""Verilog emission of the EIE array (``eie verilog``, ``eie sim``, board flows).
+
+:func:`generate` converts :class:`rtl.eie.EIE` with ``amaranth.back.verilog.convert`` and
+post-processes the memory initialisation: Amaranth writes one ``mem[i] = value;`` statement
+per word, which is slow to compile and unusable for swapping images without regenerating.
+Every such ``initial`` block is replaced by ``initial $readmemh("<file>", <mem>);`` and the
+words go to ``<file>`` (one word per line, lowercase hex zero-padded to ``ceil(width/4)``
+digits, full depth: the ``.mem`` format of docs/image-format.md). Without an image, all-zero
+blocks are dropped instead (block RAM and Verilator both power up at zero), so an unbaked
+design has no side files. See docs/rtl.md ("Verilog emission").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from eie.config import EIEConfig
+
+from .eie import EIE
+
+__all__ = ["generate", "convert", "LINT_WAIVERS"]
+
+#: Verilator warnings waived for ``--lint-only -Wall`` (reason in docs/rtl.md).
+LINT_WAIVERS = (
+    "-Wno-DECLFILENAME",    # one file holds every module; names are hierarchy paths
+    "-Wno-UNUSEDSIGNAL",    # Amaranth keeps named intermediates and unused port/field bits
+    "-Wno-WIDTHEXPAND",     # Yosys writes minimal-width constants/operands and relies on
+    "-Wno-WIDTHTRUNC",      #   Verilog context-determined extension/truncation (exact)
+    "-Wno-PROCASSINIT",     # reset values are emitted as declaration initialisers
+    "-Wno-CASEINCOMPLETE",  # Amaranth Switch: unlisted values keep the default assignment
+)
+
+_DECL = re.compile(r"^\s*reg\s+(?:signed\s+)?\[(\d+):0\]\s+(\S+)\s+\[(\d+):0\];\s*$")
+_MODULE = re.compile(r"^module\s+(\S+)\s*\(")
+_WORD = re.compile(r"^\s*(\S+)\s*\[(\d+)\]\s*=\s*(\d+)'([hbd])([0-9a-fA-F_]+);\s*$")
+
+
+def _file_stem(module: str, memory: str, top: str) -> str:
+    module = module.lstrip("\\")
+    if module == top:
+        path = [memory]
+    else:
+        path = module.split(".")[1:] + [memory]
+    return "_".join(path)
+
+
+def _rewrite_inits(text: str, *, top: str, keep_zero: bool):
+    """Replace per-word ``initial`` blocks by ``$readmemh``; return (text, {file: lines})."""
+    lines = text.splitlines()
+    out, files = [], {}
+    module = top
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = _MODULE.match(line)
+        if match:
+            module = match.group(1)
+        decl = _DECL.match(line)
+        if decl and i + 1 < len(lines) and lines[i + 1].strip() == "initial begin":
+            width, name, depth = int(decl.group(1)) + 1, decl.group(2), int(decl.group(3)) + 1
+            words = [0] * depth
+            j = i + 2
+            while lines[j].strip() != "end":
+                word = _WORD.match(lines[j])
+                if word is None or word.group(1) != name:
+                    raise RuntimeError(f"unexpected memory initialiser line: {lines[j]!r}")
+                base = {"h": 16, "b": 2, "d": 10}[word.group(4)]
+                words[int(word.group(2))] = int(word.group(5).replace("_", ""), base)
+                j += 1
+            out.append(line)
+            if keep_zero or any(words):
+                stem = _file_stem(module, name.lstrip("\\"), top)
+                file = f"{stem}.mem"
+                if file in files:
+                    raise RuntimeError(f"two memories map to the side file {file}")
+                digits = (width + 3) // 4
+                files[file] = "".join(f"{w:0{digits}x}\n" for w in words)
+                # (an escaped identifier such as ``\\program`` must end with a space)
+                out.append(f'  initial $readmemh("{file}", {name} );')
+            i = j + 1
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out) + "\n", files
+
+
+def convert(config: EIEConfig, *, image=None, name: str = "eie_top"):
+    """Verilog text and side files ``{file name: contents}`` of the array."""
+    top = EIE(config, image=image)
+    text = verilog.convert(top, name=name, emit_src=False)
+    return _rewrite_inits(text, top=name, keep_zero=image is not None)
+
+
+def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top") -> list[Path]:
+    """Write ``<name>.v`` (and ``.mem`` side files for a baked image) into ``out_dir``.
+
+    Parameters
+    ----------
+    config : EIEConfig
+        Architecture of the array.
+    out_dir : path
+        Directory to write into (created if needed).
+    image : PackedImage, optional
+        Bake this image: every memory starts with its contents via ``$readmemh`` of a side
+        file named ``<instance path>_<memory>.mem`` (relative path: keep the files in the
+        simulator's working directory or add them to the FPGA project).
+    name : str
+        Verilog module name of the top.
+
+    Returns
+    -------
+    list of Path
+        The Verilog file first, then the side files.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"Module name must be a Verilog identifier, not {name!r}")
+    text, files = convert(config, image=image, name=name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.v"]
+    paths[0].write_text(text)
+    for file, contents in sorted(files.items()):
+        path = out / file
+        path.write_text(contents)
+        paths.append(path)
+    return paths
