@@ -14,7 +14,7 @@ from eie.config import clog2
 from .act_buffer import ActBuffer
 from .act_queue import ActQueue
 from .arith_unit import ArithUnit
-from .common import PE_INIT_KEYS, MemSel, act_layout, check_config, tile_layout
+from .common import PE_INIT_KEYS, MemSel, act_layout, check_config, check_init, tile_layout
 from .ptr_read import PtrRead
 from .spmat_read import SpmatRead
 
@@ -112,15 +112,15 @@ class PE(wiring.Component):
         if unknown:
             raise ValueError(f"Unknown PE init memory name(s) {unknown}; expected some of "
                              f"{list(PE_INIT_KEYS)}")
-        self._init = dict(init)
-        # Build the sub-blocks now so that wrong init contents fail at construction.
-        self._queue = ActQueue(layout=act_layout(config), depth=config.queue_depth)
-        self._ptr = PtrRead(config=config, init_even=init.get("ptr_even"),
-                            init_odd=init.get("ptr_odd"))
-        self._spmat = SpmatRead(config=config, init=init.get("spmat"))
-        self._arith = ArithUnit(config=config, codebook_init=init.get("codebook"),
-                                bias_init=init.get("bias"))
-        self._act = ActBuffer(config=config, init0=init.get("act0"), init1=init.get("act1"))
+        depths = {"spmat": config.spmat_depth, "ptr_even": config.ptr_depth,
+                  "ptr_odd": config.ptr_depth, "bias": config.bias_depth,
+                  "codebook": config.max_layers * config.codebook_size,
+                  "act0": config.act_depth, "act1": config.act_depth}
+        self._init = {name: check_init(f"the PE {name} memory", init.get(name), depth)
+                      for name, depth in depths.items()}
+        if config.entries_per_word & (config.entries_per_word - 1):
+            raise ValueError(f"Entries per word must be a power of two, not "
+                             f"{config.entries_per_word!r}")
         host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
                          config.act_bits, config.codebook_bits)
         super().__init__({
@@ -147,16 +147,24 @@ class PE(wiring.Component):
 
     @property
     def init(self):
-        return dict(self._init)
+        """Validated initial contents (lists of int, empty for all zeros)."""
+        return {name: list(values) for name, values in self._init.items()}
 
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        m.submodules.queue = queue = self._queue
-        m.submodules.ptr_read = ptr = self._ptr
-        m.submodules.spmat_read = spmat = self._spmat
-        m.submodules.arith_unit = arith = self._arith
-        m.submodules.act_buffer = act = self._act
+        init = self._init
+        queue = ActQueue(layout=act_layout(config), depth=config.queue_depth)
+        ptr = PtrRead(config=config, init_even=init["ptr_even"], init_odd=init["ptr_odd"])
+        spmat = SpmatRead(config=config, init=init["spmat"])
+        arith = ArithUnit(config=config, codebook_init=init["codebook"],
+                          bias_init=init["bias"])
+        act = ActBuffer(config=config, init0=init["act0"], init1=init["act1"])
+        m.submodules.queue, m.submodules.ptr_read, m.submodules.spmat_read = queue, ptr, spmat
+        m.submodules.arith_unit, m.submodules.act_buffer = arith, act
+        # The last elaboration's blocks, for white-box checks in the tests.
+        self._blocks = {"queue": queue, "ptr_read": ptr, "spmat_read": spmat,
+                        "arith_unit": arith, "act_buffer": act}
         tile = self.tile
 
         wiring.connect(m, wiring.flipped(self.act_in), queue.i)

@@ -152,6 +152,8 @@ class SpmatRead(wiring.Component):
             m.d.sync += [entry_q.eq(entry_q + 1), left_q.eq(left_q - 1), first_q.eq(0)]
 
         command = self.i.payload
+        # Read-port enables default to 1; the ports must hold the window otherwise.
+        m.d.comb += [even_read.en.eq(0), odd_read.en.eq(0)]
         with m.If(self.i.valid & (command.length != 0)):
             start_word = command.start >> shift
             # Second word of the window only if the column reaches it.
