@@ -1,0 +1,213 @@
+"""Cycle model against a cycle-stepped simulator written from docs/architecture.md's prose.
+
+The simulator below keeps one explicit FIFO per PE and steps one clock at a time: the LNZD
+issues one slot per cycle (an empty slot for an all-zero activation row, otherwise the
+row's non-zeros in ascending PE order), a non-zero slot is written into every queue only
+if every queue's level at the start of the cycle is below the depth, and a PE pops the
+head of its queue (written in an earlier cycle) when it has finished the previous column,
+then spends ``max(len, 1)`` cycles on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+
+import numpy as np
+import pytest
+
+import golden
+from eie.config import EIEConfig
+from golden.cycle_model import compute_span
+
+
+def naive_span(lengths, activations, depth):
+    """Returns (compute cycles, busy[p], stall cycles) by stepping the clock."""
+    n = len(lengths)
+    rows = [activations[l * n:(l + 1) * n] for l in range(len(activations) // n)]
+    slots = []                                  # None = empty slot, else column j
+    for l, row in enumerate(rows):
+        nz = [l * n + p for p in range(n) if row[p] != 0]
+        slots.extend(nz if nz else [None])
+    queues = [deque() for _ in range(n)]       # items: (column, cycle written)
+    busy_until = [0] * n
+    busy = [0] * n
+    next_slot = 0
+    stalls = 0
+    cycle = 0
+    while True:
+        if (next_slot == len(slots) and all(not q for q in queues)
+                and all(b <= cycle for b in busy_until)):
+            return cycle, busy, stalls
+        levels = [len(q) for q in queues]      # at the start of the cycle
+        if next_slot < len(slots):
+            j = slots[next_slot]
+            if j is None:
+                next_slot += 1
+            elif all(level < depth for level in levels):
+                for q in queues:
+                    q.append((j, cycle))
+                next_slot += 1
+            else:
+                stalls += 1
+        for p in range(n):
+            q = queues[p]
+            if busy_until[p] <= cycle and q and q[0][1] < cycle:
+                j, _ = q.popleft()
+                busy_until[p] = cycle + max(lengths[p][j], 1)
+                busy[p] += lengths[p][j]
+        cycle += 1
+
+
+def random_case(rng):
+    n = int(rng.integers(1, 6))
+    in_local = int(rng.integers(0, 7))
+    kind = rng.choice(["dense", "sparse", "zero", "mixed"])
+    p_nz = {"dense": 1.0, "sparse": 0.15, "zero": 0.0, "mixed": rng.random()}[kind]
+    acts = (rng.random(in_local * n) < p_nz) * rng.integers(1, 100, in_local * n)
+    lengths = rng.integers(0, 6, size=(n, in_local * n))
+    lengths[:, rng.random(in_local * n) < 0.3] = 0          # empty columns
+    depth = int(rng.integers(1, 17))
+    return lengths, acts, depth
+
+
+def test_hand_example():
+    # 2 PEs, depth 1, one row with both activations non-zero.
+    # b0 = 0; s[p,0] = 1; slot 1 needs s[p,0] + 1 = 2 -> b1 = 2 (1 stall cycle).
+    # s[0,1] = max(3, 1 + 3) = 4, s[1,1] = max(3, 1 + 1) = 3; C = max(3, 4 + 1, 3 + 1) = 5.
+    lengths = np.array([[3, 1], [1, 1]])
+    span = compute_span(lengths, np.array([5, -2]), 1)
+    assert span.compute == 5
+    assert span.busy.tolist() == [4, 2]
+    assert span.idle.tolist() == [1, 3]
+    assert span.stalls == 1
+    assert span.ideal == 3 and span.efficiency == pytest.approx(3 / 5)
+    assert naive_span(lengths, [5, -2], 1) == (5, [4, 2], 1)
+
+
+def test_empty_rows_and_empty_input():
+    # all-zero rows: one empty slot per row, nothing else -> C = in_local
+    span = compute_span(np.ones((3, 12), np.int64), np.zeros(12), 4)
+    assert (span.compute, span.broadcasts, span.slots) == (4, 0, 4)
+    assert span.busy.tolist() == [0, 0, 0] and span.efficiency == 0.0
+    span = compute_span(np.zeros((3, 0), np.int64), np.zeros(0), 4)
+    assert span.compute == 0 and span.efficiency == 1.0
+    # empty column still costs one cycle: row [x, 0] then empty row, len 0
+    span = compute_span(np.zeros((2, 4), np.int64), np.array([1, 0, 0, 0]), 2)
+    # b0 = 0, empty slot b = 1, s = 1, d = 1 -> C = max(2, 2) = 2
+    assert span.compute == 2 and span.busy.tolist() == [0, 0]
+
+
+def test_compute_span_matches_naive_simulator():
+    rng = np.random.default_rng(1234)
+    for case in range(400):
+        lengths, acts, depth = random_case(rng)
+        span = compute_span(lengths, acts, depth)
+        c, busy, stalls = naive_span(lengths.tolist(), acts.tolist(), depth)
+        assert (span.compute, span.busy.tolist(), span.stalls) == (c, busy, stalls), case
+
+
+def test_long_columns_stall_shallow_queues():
+    # One PE with long columns and depth 1 forces stalls; deep queues avoid them.
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(5, 9, size=(4, 64))
+    acts = np.ones(64)
+    shallow = compute_span(lengths, acts, 1)
+    deep = compute_span(lengths, acts, 64)
+    assert shallow.stalls > 0 and deep.stalls == 0
+    assert deep.compute <= shallow.compute
+    # without stalls each PE just works back to back from cycle 1
+    assert deep.compute == 1 + int(lengths.sum(axis=1).max())
+    for depth in (1, 2, 3, 8):
+        assert (compute_span(lengths, acts, depth).compute
+                == naive_span(lengths.tolist(), acts.tolist(), depth)[0])
+
+
+def _packed_image(rng, config, sizes, density):
+    pack_mod = pytest.importorskip("compiler.pack")
+    from compiler.types import QuantLayer
+
+    layers = []
+    for k in range(len(sizes) - 1):
+        shape = (sizes[k + 1], sizes[k])
+        idx = (rng.integers(1, 16, size=shape) * (rng.random(shape) < density)).astype(np.uint8)
+        cb = np.concatenate(([0.0], rng.normal(0, 0.4, size=15)))
+        layers.append(QuantLayer(f"fc{k}", idx, cb, rng.normal(0, 0.2, sizes[k + 1]), True))
+    return pack_mod.pack(layers, config), layers
+
+
+def test_cycles_on_packed_image():
+    from compiler.pack import unpack
+
+    config = dataclasses.replace(EIEConfig(), n_pes=3, acc_depth=4, queue_depth=2)
+    rng = np.random.default_rng(3)
+    image, layers = _packed_image(rng, config, [20, 30, 11], 0.4)
+    x = rng.normal(0, 1, size=20) * (rng.random(20) < 0.6)
+    q = golden.quantize_input(x, config)
+    pipe = {"START": 7, "PRE": 2, "DRAIN": 3, "POST": 1}
+    report = golden.cycles(image, q, pipeline=pipe)
+    assert len(report.layers) == 2
+    # activations of each layer, from the golden model (layer 2 sees ReLU zeros)
+    inputs = [q, golden.run(image, q).layer_q[0]]
+    n = config.n_pes
+    total = pipe["START"]
+    for k, (layer, info, idx) in enumerate(zip(report.layers, image.layers, unpack(image),
+                                               strict=True)):
+        in_local = math.ceil(info.n_in / n)
+        acts = np.zeros(in_local * n, np.int64)
+        acts[:info.n_in] = inputs[k]
+        expect_cycles = expect_compute = expect_ideal = 0
+        busy_sum = np.zeros(n, np.int64)
+        for t in range(info.n_tiles):
+            rows = idx[t * config.rows_per_tile:(t + 1) * config.rows_per_tile]
+            out_local = math.ceil(rows.shape[0] / n)
+            # lengths from the index matrix: entries per column and PE, with padding
+            # (acc_depth 4 < 16 rows, so no padding can occur here)
+            lengths = np.zeros((n, in_local * n), np.int64)
+            for p in range(n):
+                lengths[p, :info.n_in] = (rows[p::n] != 0).sum(axis=0)
+            c, busy, _ = naive_span(lengths.tolist(), acts.tolist(), config.queue_depth)
+            expect_compute += c
+            expect_ideal += math.ceil(sum(busy) / n)
+            busy_sum += busy
+            expect_cycles += pipe["PRE"] + 2 * out_local + c + pipe["DRAIN"] + pipe["POST"]
+        assert layer.cycles == expect_cycles
+        assert layer.compute == expect_compute
+        assert layer.ideal == expect_ideal
+        assert layer.busy.tolist() == busy_sum.tolist()
+        assert layer.idle.tolist() == (expect_compute - busy_sum).tolist()
+        assert layer.efficiency == pytest.approx(expect_ideal / expect_compute)
+        total += expect_cycles
+    assert report.total == total
+    # without an override the module-level PIPELINE constants are used
+    def overhead(c):
+        return c["START"] + len(image.program) * (c["PRE"] + c["DRAIN"] + c["POST"])
+
+    default = golden.cycles(image, q)
+    assert default.total == total - overhead(pipe) + overhead(golden.PIPELINE)
+    with pytest.raises(ValueError, match="one input vector"):
+        golden.cycles(image, np.stack([q, q]))
+
+
+def test_cycles_random_images_match_naive():
+    rng = np.random.default_rng(11)
+    for _case in range(6):
+        n = int(rng.integers(1, 5))
+        config = dataclasses.replace(EIEConfig(), n_pes=n, acc_depth=int(rng.integers(2, 20)),
+                                     queue_depth=int(rng.integers(1, 17)))
+        sizes = [int(rng.integers(3, 40)) for _ in range(3)]
+        image, _ = _packed_image(rng, config, sizes, float(rng.random()))
+        q = golden.quantize_input(rng.normal(0, 1, sizes[0]) * (rng.random(sizes[0]) < 0.5),
+                                  config)
+        report = golden.cycles(image, q, pipeline={"START": 0, "PRE": 0, "DRAIN": 0,
+                                                   "POST": 0})
+        tiles = golden.decode_program(image)
+        result = golden.run(image, q)
+        for tile in tiles:
+            acts = result.layer_inputs[tile.layer][:tile.desc.in_local * n]
+            c, busy, stalls = naive_span(tile.lengths.tolist(), acts.tolist(),
+                                         config.queue_depth)
+            tc = [t for t in report.layers[tile.layer].tiles if t.tile == tile.index][0]
+            assert (tc.compute, tc.span.busy.tolist(), tc.span.stalls) == (c, busy, stalls)
+            assert tc.cycles == c + 2 * tile.desc.out_local
