@@ -495,6 +495,9 @@ def _tile_matrix(image: PackedImage, info: LayerInfo, d: Descriptor, t: int, out
     shifts = np.arange(epw, dtype=np.uint64) * np.uint64(eb)
     emask = np.uint64((1 << eb) - 1)
     vmask = np.uint64((1 << cfg.weight_bits) - 1)
+    if d.ptr_base + half > cfg.ptr_depth:
+        raise _corrupt(f"layer {info.name} tile {t}: pointers run past the end of the "
+                       f"pointer banks")
     for p in range(n):
         ptr = np.empty(2 * half, np.int64)
         ptr[0::2] = image.ptr_even[p, d.ptr_base:d.ptr_base + half]

@@ -297,3 +297,31 @@ def test_model_errors():
         pack([QuantLayer("fc", np.full((2, 2), 5, np.uint8), np.zeros(4), None, True)], cfg)
     with pytest.raises(ModelError, match="bias shape"):
         pack([layer(np.ones((2, 2)), bias=[1.0])], cfg)
+
+
+def test_medium_layer_equals_reference():
+    # bigger than the property cases: many words per PE, several tiles, 16 PEs
+    rng = np.random.default_rng(42)
+    layers = random_stack(rng, [300, 700, 90], 0.11)
+    cfg = EIEConfig(n_pes=16, acc_depth=16, act_depth=64, spmat_depth=4096, ptr_depth=4096)
+    fast, ref = pack(layers, cfg), pack_reference(layers, cfg)
+    for name in ("spmat", "ptr_even", "ptr_odd", "bias", "codebook"):
+        assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
+    assert fast.program == ref.program and len(fast.program) == 4
+    for lay, got in zip(layers, unpack(fast), strict=True):
+        assert np.array_equal(got, lay.indices)
+
+
+def test_unpack_rejects_corrupt_pointers():
+    from eie.image_io import ImageError
+
+    idx = np.ones((4, 6), np.uint8)
+    image = pack([layer(idx)], EIEConfig(n_pes=2))
+    image.ptr_even[0, 1] = 0                 # P_2 < P_1
+    with pytest.raises(ImageError, match="column pointers"):
+        unpack(image)
+    image = pack([layer(idx)], EIEConfig(n_pes=2))
+    image.spmat[1, 0] = 0xF0F0F0F0F0F0F0F0   # padding runs rows past the tile ...
+    image.spmat[1, 0] |= 0x01                # ... ending in a real entry
+    with pytest.raises(ImageError, match="past the tile"):
+        unpack(image)
