@@ -105,7 +105,8 @@ class Tile:
     desc : the descriptor.
     layer : layer number (count of ``swap`` descriptors before this tile).
     n_cols : columns decoded: ``min(layer n_in, in_local * n_pes)``.
-    rows, cols : int64 [E] tile row and column of each kept entry, sorted by row.
+    rows, cols : int64 [E] tile row and column of each kept entry, grouped by row (PE by
+        PE, then local row, then column).
     indices : int64 [E] codebook index ``v`` (1 .. 2**weight_bits - 1).
     values : int64 [E] signed codebook value ``codebook[slot * 2**weight_bits + v]``.
     lengths : int64 [n_pes, in_local * n_pes] entries (including padding) per column and
@@ -230,9 +231,13 @@ def decode_tile(image: PackedImage, tile_index: int) -> Tile:
             raise ImageDecodeError(
                 f"{where}: PE {p} has a non-zero entry at local row {int(row.max())}, past "
                 f"out_local {desc.out_local}")
-        rows_all.append(row * n + p)
-        cols_all.append(col)
-        v_all.append(v)
+        # Group by local row (stable, so columns stay ascending within a row); a small-int
+        # stable argsort is a radix sort.
+        order = np.argsort(row.astype(np.int32 if cfg.acc_depth >= 1 << 15 else np.int16),
+                           kind="stable")
+        rows_all.append(row[order] * n + p)
+        cols_all.append(col[order])
+        v_all.append(v[order])
 
     if rows_all:
         rows = np.concatenate(rows_all)
@@ -240,8 +245,6 @@ def decode_tile(image: PackedImage, tile_index: int) -> Tile:
         indices = np.concatenate(v_all)
     else:
         rows = cols = indices = np.zeros(0, np.int64)
-    order = np.lexsort((cols, rows))
-    rows, cols, indices = rows[order], cols[order], indices[order]
 
     cb_base = desc.slot * cfg.codebook_size
     if desc.slot >= cfg.max_layers:
@@ -270,8 +273,8 @@ def decode_program(image: PackedImage) -> list[Tile]:
 def _segment_matvec(rows, cols, values, n_rows: int, a: np.ndarray, dtype) -> np.ndarray:
     """``out[b, i] = sum over entries e with rows[e] == i of values[e] * a[b, cols[e]]``.
 
-    ``rows`` must be sorted. ``dtype`` is ``np.uint64`` (wrapping integer arithmetic) or
-    ``np.float64``. Returns ``[batch, n_rows]``.
+    Equal ``rows`` must be contiguous (grouped). ``dtype`` is ``np.uint64`` (wrapping
+    integer arithmetic) or ``np.float64``. Returns ``[batch, n_rows]``.
     """
     batch = a.shape[0]
     out = np.zeros((batch, n_rows), dtype)
