@@ -61,7 +61,10 @@ def kmeans_1d(values: np.ndarray, n_clusters: int, iters: int = 100,
             break
         sums = prefix[ends] - prefix[starts]
         sse = (prefix_sq[ends] - prefix_sq[starts]) - sums * sums / np.maximum(counts, 1)
-        sse[counts < 2] = 0.0
+        # Only a cluster holding two distinct values can be split (prefix-sum rounding can
+        # leave a tiny positive "error" on a cluster of equal values).
+        splittable = (counts >= 2) & (data[np.minimum(ends - 1, data.size - 1)] > data[starts])
+        sse[~splittable] = 0.0
         # Largest error first; ties -> lower index (stable).
         donors = [d for d in np.argsort(-sse, kind="stable")[:empty.size] if sse[d] > 0]
         if not donors:
@@ -69,7 +72,8 @@ def kmeans_1d(values: np.ndarray, n_clusters: int, iters: int = 100,
         new = centroids.copy()
         for slot, donor in zip(empty, donors, strict=False):
             lo, hi = starts[donor], ends[donor]
-            cut = lo + int(np.searchsorted(data[lo:hi], sums[donor] / counts[donor], "right"))
+            cut = int(np.searchsorted(data[lo:hi], sums[donor] / counts[donor], "right"))
+            cut = lo + min(max(cut, 1), hi - lo - 1)  # both halves non-empty
             new[donor] = (prefix[cut] - prefix[lo]) / (cut - lo)
             new[slot] = (prefix[hi] - prefix[cut]) / (hi - cut)
         centroids = _lloyd(data, prefix, np.sort(new), iters)
@@ -127,15 +131,15 @@ def share_weights(layer: DenseLayer, bits: int = 4, iters: int = 100, seed: int 
     nonzero = weight != 0
     values = weight[nonzero]
     distinct = np.unique(values)
+    indices = np.zeros(weight.shape, dtype=np.uint8)
     if distinct.size <= size - 1:
         centroids = distinct
+        indices[nonzero] = 1 + np.searchsorted(distinct, values)  # exact match, no midpoints
     else:
         centroids = kmeans_1d(values, size - 1, iters, reseed_empty)
+        indices[nonzero] = 1 + _nearest(values, centroids)
     codebook = np.zeros(size, dtype=np.float64)
     codebook[1:1 + centroids.size] = centroids
-    indices = np.zeros(weight.shape, dtype=np.uint8)
-    if centroids.size:
-        indices[nonzero] = 1 + _nearest(values, centroids)
     bias = None if layer.bias is None else np.array(layer.bias, dtype=np.float64)
     return QuantLayer(layer.name, indices, codebook, bias, layer.relu)
 

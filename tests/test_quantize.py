@@ -87,6 +87,23 @@ def test_already_shared_layer_reproduced_exactly():
     np.testing.assert_array_equal(share_weights(DenseLayer("f", w15, None, False)).dense(), w15)
 
 
+def test_exact_path_with_adjacent_floats():
+    # neighbouring doubles whose midpoint rounds (to even) onto b: a midpoint test fails
+    a = np.nextafter(1.0, 2.0)
+    b = np.nextafter(a, 2.0)
+    assert (a + b) / 2 == b
+    w = np.array([[a, b, 0.0, -b], [b, a, a, 0.0]])
+    np.testing.assert_array_equal(share_weights(DenseLayer("e", w, None, False)).dense(), w)
+
+
+def test_kmeans_with_many_duplicates():
+    # heavy duplicates: a cluster of equal values must never be "split" into an empty half
+    values = np.concatenate([np.full(1000, 0.3), np.full(1000, -0.7), np.linspace(1, 2, 40)])
+    c = kmeans_1d(values, 15)
+    assert np.all(np.isfinite(c)) and np.all(np.diff(c) >= 0)
+    assert np.isclose(c, 0.3).any() and np.isclose(c, -0.7).any()
+
+
 def test_other_widths_and_bad_bits():
     layer = pruned_layer(4)
     q = share_weights(layer, bits=2)
