@@ -9,6 +9,8 @@ golden model executes.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from eie.config import EIEConfig
@@ -26,9 +28,12 @@ __all__ = [
     "quantize_codebook",
     "quantize_bias",
     "MAX_W_FRAC",
+    "worst_case_accumulator",
 ]
 
 MAX_W_FRAC = 30
+
+log = logging.getLogger(__name__)
 
 
 # ---- numerics shared by both packers ---------------------------------------------------------
@@ -79,6 +84,27 @@ def quantize_bias(name: str, bias, n_out: int, w_frac: int, config: EIEConfig) -
             f"bias of layer {name} row {i} ({float(bias[i]):g}) does not fit the "
             f"{config.acc_bits}-bit accumulator with {config.act_frac + w_frac} fraction bits")
     return b.astype(np.int64)
+
+
+def worst_case_accumulator(indices, qcodebook, qbias, config: EIEConfig) -> int:
+    """Largest ``|acc|`` any input can reach in a layer (docs/numerics.md, wrap-around).
+
+    ``max_i sum_j |C[v_ij]| * 2**(act_bits-1) + |bias_i|``; the accumulator can wrap only if
+    this is at least ``2**(acc_bits-1)``.
+    """
+    abs_c = np.abs(np.asarray(qcodebook, np.int64))
+    rows = abs_c[np.asarray(indices, np.intp)].sum(axis=1)
+    worst = rows * (1 << (config.act_bits - 1)) + np.abs(np.asarray(qbias, np.int64))
+    return int(worst.max()) if worst.size else 0
+
+
+def _warn_wrap(layers, qcodebooks, qbiases, config: EIEConfig) -> None:
+    for layer, qcb, qb in zip(layers, qcodebooks, qbiases, strict=True):
+        worst = worst_case_accumulator(layer.indices, qcb, qb, config)
+        if worst >= 1 << (config.acc_bits - 1):
+            log.warning("layer %s: the %d-bit accumulator can wrap for inputs near full scale "
+                        "(worst case |acc| = 2**%.1f); results stay bit-exact but may differ "
+                        "from float", layer.name, config.acc_bits, np.log2(worst))
 
 
 def _check_config(config: EIEConfig) -> None:
@@ -363,6 +389,7 @@ def pack(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
     _validate_layers(layers, config)
     layout = _Layout(layers, config)
     w_fracs, qcodebooks, qbiases = _numerics(layers, config)
+    _warn_wrap(layers, qcodebooks, qbiases, config)
     n = config.n_pes
     encoded = []
     n_tiles = len(layout.tiles)

@@ -325,3 +325,16 @@ def test_unpack_rejects_corrupt_pointers():
     image.spmat[1, 0] |= 0x01                # ... ending in a real entry
     with pytest.raises(ImageError, match="past the tile"):
         unpack(image)
+
+
+def test_wrap_warning(caplog):
+    # 1 weight of value 1.0 (w_frac 14 -> 16384) times a full-scale input 2**15 = 2**29:
+    # no wrap with 32-bit accumulators; 8 such weights reach 2**32 > 2**31 -> warning.
+    cb = np.zeros(16)
+    cb[1] = 1.0
+    with caplog.at_level("WARNING", logger="compiler.pack"):
+        pack([layer(np.ones((1, 1)), cb)], EIEConfig(n_pes=1))
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="compiler.pack"):
+        pack([layer(np.ones((1, 8)), cb, name="big")], EIEConfig(n_pes=1))
+    assert "layer big" in caplog.text and "wrap" in caplog.text
