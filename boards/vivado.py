@@ -1,0 +1,305 @@
+"""Write (and optionally run) a Vivado project for the EIE array on the KU060.
+
+:func:`write_project` writes everything Vivado needs and runs nothing unless asked::
+
+    BUILD_DIR/
+      build.tcl            project mode: create project (xcku060-ffva1156-2-e), add sources,
+                           memory images and constraints, create the JTAG-to-AXI IP,
+                           synthesis + implementation + bitstream, reports
+      synth_ooc.tcl        non-project: out-of-context synthesis of the core alone
+                           (synth_design -mode out_of_context), utilisation + timing
+      build.sh             `vivado -mode batch -source build.tcl` (and the OOC variant)
+      src/eie_ku060.v      board top: clocking, reset, JTAG-to-AXI, AXI4-Lite host, EIE
+      src/eie_core.v       the EIE array alone (out-of-context top ``eie_core``)
+      src/*.mem            $readmemh images of every initialised memory (block RAM init)
+      src/image/           the image directory's .mem/.coe/.bin files and manifest, copied
+      constraints/eie_ku060.xdc      pins + 200 MHz clock
+      constraints/eie_core_ooc.xdc   clock on the core's ``clk`` port
+      project.json         what was written (part, clock, config, files)
+
+Reports land in ``BUILD_DIR/reports/`` when Vivado runs. See docs/boards.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from amaranth.back import verilog as amaranth_verilog
+
+from eie.config import EIEConfig
+
+from .ku060 import PART, KU060Platform
+from .memfiles import extract_inits
+from .top import JTAG_AXI_MODULE, BoardTop
+
+__all__ = ["write_project", "run_vivado", "BOARD_TOP", "CORE_TOP"]
+
+BOARD_TOP = "eie_ku060"
+CORE_TOP = "eie_core"
+
+
+def _load_image(image_dir):
+    from eie.image_io import read_image
+
+    return read_image(image_dir)
+
+
+def _core_files(config, image, src: Path) -> list[str]:
+    """Write the EIE array alone (top ``eie_core``) into ``src``; return the side files.
+
+    Uses ``rtl.verilog.generate`` (the project's Verilog emission with ``$readmemh`` side
+    files); falls back to ``amaranth.back.verilog.convert`` plus :func:`extract_inits`.
+    """
+    try:
+        from rtl.verilog import generate
+    except ImportError:
+        generate = None
+    if generate is not None:
+        paths = generate(config, src, image=image, name=CORE_TOP)
+        return [p.name for p in paths[1:]]
+    from rtl.eie import EIE
+
+    text = amaranth_verilog.convert(EIE(config, image=image), name=CORE_TOP, emit_src=False)
+    text, inits = extract_inits(text, prefix="core")
+    (src / f"{CORE_TOP}.v").write_text(text)
+    for init in inits:
+        (src / init.filename).write_text(init.text())
+    return [init.filename for init in inits]
+
+
+def _board_files(config, image, platform) -> tuple[str, str]:
+    """(Verilog, XDC) of the board top with the AXI4-Lite host and the EIE core."""
+    from rtl.axi_host import AxiHost
+
+    top = BoardTop(AxiHost(config, image=image), jtag_axi=True)
+    plan = platform.prepare(top, name=BOARD_TOP, emit_src=False)
+    text = plan.files[f"{BOARD_TOP}.v"]
+    if isinstance(text, bytes):
+        text = text.decode()
+    return text, _board_xdc(platform)
+
+
+def _board_xdc(platform) -> str:
+    lines = [f"# {BOARD_TOP}: pins (placeholders unless a pin file was given) and clock",
+             f"# part {platform.part}"]
+    for port_name, pin_name, attrs in platform.iter_port_constraints_bits():
+        lines.append(f"set_property PACKAGE_PIN {pin_name} [get_ports {{{port_name}}}]")
+        for name, value in attrs.items():
+            lines.append(f"set_property {name} {value} [get_ports {{{port_name}}}]")
+    period = 1e9 / platform.clock_hz
+    clock_port = _clock_port_name(platform)
+    lines.append(f"create_clock -name sys_clk -period {period:.3f} [get_ports {{{clock_port}}}]")
+    # The reset button is asynchronous to the clock; the ResetSynchronizer handles it.
+    lines.append("set_false_path -from [get_ports {rst_0__io}]")
+    lines.append("set_property CONFIG_VOLTAGE 1.8 [current_design]")
+    lines.append("set_property CFGBVS GND [current_design]")
+    return "\n".join(lines) + "\n"
+
+
+def _clock_port_name(platform) -> str:
+    names = [port for port, _pin, _attrs in platform.iter_port_constraints_bits()
+             if port.startswith("clk_0__")]
+    for suffix in ("__p", "__io"):
+        for name in names:
+            if name.endswith(suffix):
+                return name
+    return names[0] if names else "clk"
+
+
+def _ooc_xdc(clock_hz: float) -> str:
+    period = 1e9 / clock_hz
+    return (f"# out-of-context constraints for {CORE_TOP}\n"
+            f"create_clock -name clk -period {period:.3f} [get_ports clk]\n")
+
+
+def _tcl_list(items) -> str:
+    return " ".join("{" + str(item) + "}" for item in items)
+
+
+def _build_tcl(sources, memories, constraints, image_files, clock_hz) -> str:
+    return f"""# Vivado project-mode build of {BOARD_TOP} (generated by boards/vivado.py)
+# Run: vivado -mode batch -source build.tcl
+set root [file dirname [file normalize [info script]]]
+set part {PART}
+file mkdir $root/reports
+create_project -force {BOARD_TOP} $root/vivado -part $part
+set_property target_language Verilog [current_project]
+
+# RTL sources
+add_files -norecurse -fileset sources_1 [lmap f [list {_tcl_list(sources)}] {{file join $root $f}}]
+# Block RAM initial contents: $readmemh files referenced by the RTL
+add_files -norecurse -fileset sources_1 [lmap f [list {_tcl_list(memories)}] {{file join $root $f}}]
+# The packed image's own files (.mem/.coe for a Block Memory Generator, manifest)
+set image_files [lmap f [list {_tcl_list(image_files)}] {{file join $root $f}}]
+if {{[llength $image_files] > 0}} {{ add_files -norecurse -fileset utils_1 $image_files }}
+set_property top {BOARD_TOP} [get_filesets sources_1]
+
+# Constraints: pins + {clock_hz / 1e6:g} MHz clock
+add_files -norecurse -fileset constrs_1 \\
+    [lmap f [list {_tcl_list(constraints)}] {{file join $root $f}}]
+
+# JTAG-to-AXI master (AXI4-Lite) driving the core's AXI4-Lite slave
+create_ip -name jtag_axi -vendor xilinx.com -library ip -module_name {JTAG_AXI_MODULE}
+set_property -dict [list CONFIG.PROTOCOL {{2}} CONFIG.M_AXI_ADDR_WIDTH {{32}} \\
+    CONFIG.M_AXI_DATA_WIDTH {{32}}] [get_ips {JTAG_AXI_MODULE}]
+generate_target all [get_ips {JTAG_AXI_MODULE}]
+
+# Synthesis
+launch_runs synth_1 -jobs 2
+wait_on_run synth_1
+if {{[get_property PROGRESS [get_runs synth_1]] ne "100%"}} {{ error "synthesis failed" }}
+open_run synth_1
+report_utilization -file $root/reports/utilization_synth.rpt
+report_utilization -hierarchical -file $root/reports/utilization_hierarchical_synth.rpt
+report_timing_summary -max_paths 10 -file $root/reports/timing_synth.rpt
+close_design
+
+# Implementation and bitstream
+launch_runs impl_1 -to_step write_bitstream -jobs 2
+wait_on_run impl_1
+if {{[get_property PROGRESS [get_runs impl_1]] ne "100%"}} {{ error "implementation failed" }}
+open_run impl_1
+report_utilization -file $root/reports/utilization_impl.rpt
+report_utilization -hierarchical -file $root/reports/utilization_hierarchical_impl.rpt
+report_timing_summary -max_paths 10 -file $root/reports/timing_impl.rpt
+report_power -file $root/reports/power_impl.rpt
+report_ram_utilization -file $root/reports/ram_utilization_impl.rpt
+file copy -force [get_property DIRECTORY [get_runs impl_1]]/{BOARD_TOP}.bit $root/{BOARD_TOP}.bit
+puts "EIE build done: $root/{BOARD_TOP}.bit, reports in $root/reports"
+"""
+
+
+def _ooc_tcl(sources, memories, constraints, clock_hz) -> str:
+    return f"""# Out-of-context synthesis of the EIE core alone (generated by boards/vivado.py)
+# Run: vivado -mode batch -source synth_ooc.tcl
+set root [file dirname [file normalize [info script]]]
+file mkdir $root/reports
+# $readmemh paths are relative to the working directory: run from src/
+cd $root/src
+set_part {PART}
+foreach f [list {_tcl_list(sources)}] {{ read_verilog [file join $root $f] }}
+foreach f [list {_tcl_list(constraints)}] {{ read_xdc -mode out_of_context [file join $root $f] }}
+# memories: {len(memories)} $readmemh file(s) in src/
+synth_design -top {CORE_TOP} -part {PART} -mode out_of_context
+report_utilization -file $root/reports/utilization_ooc.rpt
+report_utilization -hierarchical -file $root/reports/utilization_hierarchical_ooc.rpt
+report_timing_summary -max_paths 10 -file $root/reports/timing_ooc.rpt
+report_ram_utilization -file $root/reports/ram_utilization_ooc.rpt
+write_checkpoint -force $root/{CORE_TOP}_ooc.dcp
+puts "EIE OOC synthesis done ({clock_hz / 1e6:g} MHz target): reports in $root/reports"
+"""
+
+
+def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False, *,
+                  pin_file=None, clock_hz: float | None = None) -> Path:
+    """Write a complete Vivado project for ``config`` (optionally with an image baked in).
+
+    Parameters
+    ----------
+    out_dir : build directory (created; existing files are overwritten).
+    config : the array configuration; must equal the image's config when one is given.
+    image_dir : optional packed image directory; its memories become the block RAMs'
+        initial contents (``$readmemh`` files) and its files are copied to ``src/image/``.
+    run : run ``vivado -mode batch -source build.tcl`` when ``vivado`` is on PATH.
+    pin_file : optional board pin file (see :mod:`boards.ku060`).
+    clock_hz : clock constraint (default 200 MHz).
+
+    Returns
+    -------
+    Path of ``build.tcl``.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`EIEConfig`.
+    ValueError
+        If the image was packed for a different config.
+    FileNotFoundError
+        If ``run`` is set and ``vivado`` is not on PATH (the project is still written).
+    """
+    if not isinstance(config, EIEConfig):
+        raise TypeError(f"Config must be an EIEConfig, not {config!r}")
+    out = Path(out_dir)
+    image = None
+    if image_dir is not None:
+        image = _load_image(image_dir)
+        if image.config != config:
+            raise ValueError(f"image {image_dir} was packed for a different config "
+                             f"(config_id {image.config.config_id:#010x}, design "
+                             f"{config.config_id:#010x})")
+    platform = KU060Platform(pin_file=pin_file, clock_hz=clock_hz)
+    src, xdc_dir = out / "src", out / "constraints"
+    for d in (src, xdc_dir):
+        d.mkdir(parents=True, exist_ok=True)
+
+    board_v, board_xdc = _board_files(config, image, platform)
+    board_v, board_inits = extract_inits(board_v, prefix="board")
+    (src / f"{BOARD_TOP}.v").write_text(board_v)
+    for init in board_inits:
+        (src / init.filename).write_text(init.text())
+    core_files = _core_files(config, image, src)
+    (xdc_dir / f"{BOARD_TOP}.xdc").write_text(board_xdc)
+    (xdc_dir / f"{CORE_TOP}_ooc.xdc").write_text(_ooc_xdc(platform.clock_hz))
+
+    image_files = []
+    if image_dir is not None:
+        image_out = src / "image"
+        image_out.mkdir(exist_ok=True)
+        for path in sorted(Path(image_dir).iterdir()):
+            if path.is_file() and path.suffix in (".mem", ".coe", ".bin", ".json"):
+                shutil.copy2(path, image_out / path.name)
+                image_files.append(f"src/image/{path.name}")
+
+    board_mems = [f"src/{init.filename}" for init in board_inits]
+    core_mems = [f"src/{name}" for name in core_files]
+    (out / "build.tcl").write_text(_build_tcl(
+        [f"src/{BOARD_TOP}.v"], board_mems, [f"constraints/{BOARD_TOP}.xdc"], image_files,
+        platform.clock_hz))
+    (out / "synth_ooc.tcl").write_text(_ooc_tcl(
+        [f"src/{CORE_TOP}.v"], core_mems, [f"constraints/{CORE_TOP}_ooc.xdc"],
+        platform.clock_hz))
+    build_sh = out / "build.sh"
+    build_sh.write_text("#!/bin/sh\n# Full build (project mode); OOC core only: "
+                        "vivado -mode batch -source synth_ooc.tcl\n"
+                        "set -e\ncd \"$(dirname \"$0\")\"\n"
+                        "exec vivado -mode batch -source build.tcl -log build.log "
+                        "-journal build.jou\n")
+    build_sh.chmod(0o755)
+    manifest = {
+        "part": PART,
+        "clock_hz": platform.clock_hz,
+        "board_top": BOARD_TOP,
+        "core_top": CORE_TOP,
+        "pin_file": None if pin_file is None else str(pin_file),
+        "config": config.to_dict(),
+        "config_id": config.config_id,
+        "image_dir": None if image_dir is None else str(image_dir),
+        "sources": [f"src/{BOARD_TOP}.v", f"src/{CORE_TOP}.v"],
+        "memories": {"board": board_mems, "core": core_mems},
+        "image_files": image_files,
+        "tcl": ["build.tcl", "synth_ooc.tcl"],
+    }
+    (out / "project.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if run:
+        run_vivado(out)
+    return out / "build.tcl"
+
+
+def run_vivado(out_dir, script: str = "build.tcl") -> None:
+    """Run ``vivado -mode batch -source <script>`` in ``out_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``vivado`` is not on PATH.
+    subprocess.CalledProcessError
+        If Vivado fails.
+    """
+    vivado = shutil.which("vivado")
+    if vivado is None:
+        raise FileNotFoundError(f"vivado is not on PATH; the project is written to {out_dir}, "
+                                f"run `vivado -mode batch -source {script}` there")
+    subprocess.run([vivado, "-mode", "batch", "-source", script], cwd=out_dir, check=True)
