@@ -11,6 +11,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import golden
 from eie.config import EIEConfig
@@ -276,6 +278,31 @@ def test_run_hand_image_against_python_ints():
     assert out.q.shape == (6, 4) and out.saturation.shape == (6, 3)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(n_pes=st.integers(1, 4), acc_depth=st.integers(1, 20), seed=st.integers(0, 2**31),
+       sizes=st.lists(st.integers(1, 12), min_size=2, max_size=4),
+       density=st.floats(0.0, 1.0), shift=st.integers(0, 20))
+def test_run_matches_python_ints_property(n_pes, acc_depth, seed, sizes, density, shift):
+    cfg = dataclasses.replace(CFG, n_pes=n_pes, acc_depth=acc_depth)
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k in range(len(sizes) - 1):
+        shape = (sizes[k + 1], sizes[k])
+        idx = rng.integers(0, 16, size=shape) * (rng.random(shape) < density)
+        cb = [0] + rng.integers(-32768, 32768, size=15).tolist()
+        bias = rng.integers(-2**31, 2**31, size=shape[0]).tolist() if k % 2 == 0 else None
+        layers.append(dict(idx=idx, cb=cb, bias=bias, shift=shift, relu=bool(k % 2)))
+    image = hand_image(cfg, layers)
+    q = rng.integers(-32768, 32768, size=(3, sizes[0]))
+    out = golden.run(image, q)
+    for b in range(3):
+        expect = py_forward([np.array(L["cb"])[L["idx"]] for L in layers],
+                            [L["bias"] or [0] * L["idx"].shape[0] for L in layers],
+                            [L["shift"] for L in layers], [L["relu"] for L in layers],
+                            q[b], cfg)
+        assert [x[b].tolist() for x in out.layer_q] == expect
+
+
 def test_image_errors():
     cfg = dataclasses.replace(CFG, n_pes=2, acc_depth=4)
     idx = np.array([[1, 2], [0, 1]])
@@ -297,6 +324,24 @@ def test_image_errors():
         golden.run(image, np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="integers"):
         golden.run(image, np.array([1.0, 2.0]))
+
+
+def test_nonzero_activation_past_n_in_is_an_error():
+    # Layer 0 has 3 outputs on 2 PEs, so PE 1's local row 1 (activation 3) is padding; a
+    # corrupt bias word there makes it non-zero, and layer 1 (n_in = 3) would then
+    # broadcast column 3, which has no pointers.
+    cfg = dataclasses.replace(CFG, n_pes=2, acc_depth=4)
+    cb = [0, 1, 2] + [0] * 13
+    layers = [dict(idx=np.ones((3, 2), np.int64), cb=cb, bias=[0, 0, 0], shift=0, relu=True),
+              dict(idx=np.ones((2, 3), np.int64), cb=cb, bias=None, shift=0, relu=False)]
+    image = hand_image(cfg, layers)
+    q = np.array([1, 2])
+    out = golden.run(image, q)
+    assert out.layer_q[0].tolist() == [3, 3, 3] and out.q.tolist() == [9, 9]
+    assert out.layer_inputs[1].tolist() == [3, 3, 3, 0]
+    image.bias[1, image.program[0].bias_base + 1] = 5
+    with pytest.raises(ImageDecodeError, match="j >= n_in"):
+        golden.run(image, q)
 
 
 # ---- against the packer's decode, random models -----------------------------------------
