@@ -9,6 +9,9 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from compiler.prune import (
@@ -143,6 +146,23 @@ def test_balance_caps_and_narrow_layers():
     w[1, 5:] = 0.0
     out = balance_prune([DenseLayer("c", w, None, False)], 0.5, 4)[0].weight
     assert [np.count_nonzero(out[p]) for p in range(4)] == [20, 5, 20, 20]
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=arrays(np.float64, st.tuples(st.integers(1, 20), st.integers(1, 12)),
+                elements=st.one_of(st.just(0.0), st.floats(-4, 4, width=32))),
+       density=st.floats(0, 1), n_pes=st.integers(1, 9))
+def test_pruning_properties(w, density, n_pes):
+    layer = DenseLayer("h", w, None, False)
+    out = magnitude_prune([layer], density)[0].weight
+    assert np.count_nonzero(out) == min(round(density * w.size), np.count_nonzero(w))
+    assert np.all((out == 0) | (out == w))
+    bal = balance_prune([layer], density, n_pes)[0].weight
+    owners = min(n_pes, w.shape[0])
+    k = round(density * w.size / owners)
+    for p in range(owners):
+        assert np.count_nonzero(bal[p::n_pes]) == min(k, np.count_nonzero(w[p::n_pes]))
+    assert np.all((bal == 0) | (bal == w))
 
 
 # ---- iterative pruning -----------------------------------------------------------------------

@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from compiler.compress import compress
@@ -168,6 +171,23 @@ def test_centroid_finetuning_lowers_loss():
         c.layers[0] = finetune_centroids(c.layers[0], grad, lr=0.01)
     after = nn.functional.mse_loss(c.to_torch()(x), y).item()
     assert after < before
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+                elements=st.one_of(st.just(0.0), st.floats(-8, 8, width=32))),
+       bits=st.integers(2, 5))
+def test_sharing_properties(w, bits):
+    q = share_weights(DenseLayer("h", w, None, False), bits=bits)
+    assert q.codebook.shape == (1 << bits,) and q.codebook[0] == 0.0
+    np.testing.assert_array_equal(q.indices == 0, w == 0)
+    assert int(q.indices.max(initial=0)) < (1 << bits)
+    survivors = w != 0
+    if np.unique(w[survivors]).size < (1 << bits):
+        np.testing.assert_array_equal(q.dense(), w)
+    elif survivors.any():
+        assert q.dense()[survivors].min() >= w[survivors].min()
+        assert q.dense()[survivors].max() <= w[survivors].max()
 
 
 # ---- compress() ---------------------------------------------------------------------------
