@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import load_model
-from .prune import balance_prune, layers_to_torch, magnitude_prune
+from .model import layers_to_torch, load_model
+from .prune import balance_prune, magnitude_prune
 from .quantize import share_weights, ternarize
 from .types import DenseLayer, QuantLayer
 

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import ModelError
 from .types import DenseLayer
 
-__all__ = ["load_model", "validate_layers"]
+__all__ = ["load_model", "validate_layers", "layers_to_torch"]
 
 
 
@@ -285,3 +285,28 @@ def _linear_tensors(linear):
         return None if value is None else value.detach().cpu()
 
     return get("weight"), get("bias")
+
+
+def layers_to_torch(layers, dtype=None):
+    """An ``nn.Sequential`` of ``nn.Linear`` (+ ``nn.ReLU`` where flagged) holding ``layers``.
+
+    ``layers`` may be DenseLayers or QuantLayers (their ``dense()`` weights are used).
+    Default dtype is float32.
+    """
+    import torch
+    from torch import nn
+
+    dtype = torch.float32 if dtype is None else dtype
+    modules = []
+    for layer in layers:
+        weight = layer.dense() if hasattr(layer, "dense") else layer.weight
+        linear = nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.asarray(weight, dtype=np.float64)))
+            if layer.bias is not None:
+                linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias, dtype=np.float64)))
+        modules.append(linear)
+        if layer.relu:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+

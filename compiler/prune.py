@@ -17,7 +17,7 @@ import numpy as np
 from .types import DenseLayer
 
 __all__ = ["magnitude_prune", "balance_prune", "iterative_prune", "apply_masks",
-           "density_schedule", "layer_density", "layers_to_torch"]
+           "density_schedule", "layer_density"]
 
 
 def _check_density(density: float, name: str = "density") -> float:
@@ -210,7 +210,7 @@ def iterative_prune(layers_or_module, target_density: float, steps: int,
     """
     import torch
 
-    from .model import load_model
+    from .model import layers_to_torch, load_model
 
     schedule = density_schedule(target_density, steps)
     if balance and n_pes is None:
@@ -239,28 +239,3 @@ def iterative_prune(layers_or_module, target_density: float, steps: int,
     for layer, name in zip(result, original_names or [], strict=False):
         layer.name = name
     return result
-
-
-def layers_to_torch(layers, dtype=None):
-    """An ``nn.Sequential`` of ``nn.Linear`` (+ ``nn.ReLU`` where flagged) holding ``layers``.
-
-    ``layers`` may be DenseLayers or QuantLayers (their ``dense()`` weights are used).
-    Default dtype is float32.
-    """
-    import torch
-    from torch import nn
-
-    dtype = torch.float32 if dtype is None else dtype
-    modules = []
-    for layer in layers:
-        weight = layer.dense() if hasattr(layer, "dense") else layer.weight
-        linear = nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None, dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(np.asarray(weight, dtype=np.float64)))
-            if layer.bias is not None:
-                linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias, dtype=np.float64)))
-        modules.append(linear)
-        if layer.relu:
-            modules.append(nn.ReLU())
-    return nn.Sequential(*modules)
-

@@ -24,6 +24,10 @@ def _check_bits(bits) -> int:
     return int(bits)
 
 
+def _copy(bias):
+    return None if bias is None else np.array(bias, dtype=np.float64)
+
+
 def kmeans_1d(values: np.ndarray, n_clusters: int, iters: int = 100,
               reseed_empty: bool = True) -> np.ndarray:
     """Lloyd's k-means in one dimension with linear initialisation.
@@ -140,8 +144,7 @@ def share_weights(layer: DenseLayer, bits: int = 4, iters: int = 100, seed: int 
         indices[nonzero] = 1 + _nearest(values, centroids)
     codebook = np.zeros(size, dtype=np.float64)
     codebook[1:1 + centroids.size] = centroids
-    bias = None if layer.bias is None else np.array(layer.bias, dtype=np.float64)
-    return QuantLayer(layer.name, indices, codebook, bias, layer.relu)
+    return QuantLayer(layer.name, indices, codebook, _copy(layer.bias), layer.relu)
 
 
 def finetune_centroids(qlayer: QuantLayer, grad: np.ndarray, lr: float) -> QuantLayer:
@@ -158,8 +161,8 @@ def finetune_centroids(qlayer: QuantLayer, grad: np.ndarray, lr: float) -> Quant
                        minlength=qlayer.codebook.size)
     sums[0] = 0.0
     codebook = qlayer.codebook - lr * sums
-    bias = None if qlayer.bias is None else qlayer.bias.copy()
-    return QuantLayer(qlayer.name, qlayer.indices.copy(), codebook, bias, qlayer.relu)
+    return QuantLayer(qlayer.name, qlayer.indices.copy(), codebook, _copy(qlayer.bias),
+                      qlayer.relu)
 
 
 def weight_grads(module, loss) -> list[np.ndarray]:
@@ -202,5 +205,4 @@ def ternarize(layer: DenseLayer, threshold: float = 0.05, bits: int = 4) -> Quan
     indices = np.zeros(weight.shape, dtype=np.uint8)
     indices[negative] = 1
     indices[positive] = 2
-    bias = None if layer.bias is None else np.array(layer.bias, dtype=np.float64)
-    return QuantLayer(layer.name, indices, codebook, bias, layer.relu)
+    return QuantLayer(layer.name, indices, codebook, _copy(layer.bias), layer.relu)

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
+from compiler.model import layers_to_torch
 from compiler.prune import (
     apply_masks,
     balance_prune,
     density_schedule,
     iterative_prune,
-    layers_to_torch,
     magnitude_prune,
 )
 from compiler.types import DenseLayer
