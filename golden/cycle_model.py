@@ -46,6 +46,9 @@ class Span:
         ``b_m - (b_{k-1} + 1)``).
     broadcasts : ``M``, non-zero activations broadcast.
     slots : broadcast slots (non-zero slots plus one per all-zero activation row).
+    columns, broadcast_cycles, pop_cycles : only with ``trace=True``: int64 [M] column
+        ``j_m`` and cycle ``b_m`` of each non-zero broadcast, int64 [n_pes, M] the cycle
+        ``s[p, m]`` PE ``p`` pops it (cycles relative to the start of the compute phase).
     """
 
     compute: int
@@ -53,6 +56,10 @@ class Span:
     stalls: int
     broadcasts: int
     slots: int
+    # with trace=True: columns j_m, broadcast cycles b_m and pop cycles s[p, m]
+    columns: np.ndarray | None = None
+    broadcast_cycles: np.ndarray | None = None
+    pop_cycles: np.ndarray | None = None
 
     @property
     def idle(self) -> np.ndarray:
@@ -68,7 +75,8 @@ class Span:
         return self.ideal / self.compute if self.compute else 1.0
 
 
-def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int) -> Span:
+def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
+                 trace: bool = False) -> Span:
     """Evaluate the compute-phase schedule of one tile.
 
     Parameters
@@ -77,6 +85,7 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int)
     activations : int [in_local * n_pes] the source activations the LNZD scans (row ``l``
         holds ``j = l * n_pes + p``); only their zero/non-zero pattern matters.
     queue_depth : ``D``, the activation-queue depth.
+    trace : also return the per-broadcast cycles (for debugging the RTL against the model).
     """
     lengths = np.asarray(lengths, np.int64)
     n = lengths.shape[0]
@@ -105,6 +114,8 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int)
     stalls = 0
     end = None                      # s[p, m-1] + d[p, m-1]
     dur_t = dur.T                   # [M, n], row m contiguous
+    b_trace = np.zeros(m_total, np.int64) if trace else None
+    s_trace = np.zeros((m_total, n), np.int64) if trace else None
     for m in range(m_total):
         free = b_prev + gaps[m] + 1
         b = free
@@ -118,11 +129,17 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int)
         smax[m] = int(s.max())
         end = s + dur_t[m]
         b_prev = b
+        if trace:
+            b_trace[m] = b
+            s_trace[m] = s
     b_last = b_prev + tail
     compute = b_last + 1
     if end is not None:
         compute = max(compute, int(end.max()))
-    return Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
+    span = Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
+    if trace:
+        span.columns, span.broadcast_cycles, span.pop_cycles = js, b_trace, s_trace.T.copy()
+    return span
 
 
 @dataclass
@@ -178,7 +195,7 @@ class CycleReport:
 
 
 def cycles(image: PackedImage, q_in, tiles: list[Tile] | None = None,
-           pipeline: dict | None = None) -> CycleReport:
+           pipeline: dict | None = None, trace: bool = False) -> CycleReport:
     """Cycle count of one inference on the image (docs/architecture.md).
 
     Parameters
@@ -187,6 +204,7 @@ def cycles(image: PackedImage, q_in, tiles: list[Tile] | None = None,
     q_in : int [n_in], one raw input vector (:func:`golden.quantize_input`).
     tiles : decoded program to reuse (:func:`golden.model.decode_program`).
     pipeline : overrides :data:`PIPELINE` (for what-if studies and tests).
+    trace : keep each tile's broadcast and pop cycles (:class:`Span`).
     """
     q_in = np.asarray(q_in)
     if q_in.ndim != 1:
@@ -201,7 +219,7 @@ def cycles(image: PackedImage, q_in, tiles: list[Tile] | None = None,
         desc = tile.desc
         width = desc.in_local * n
         acts = result.layer_inputs[tile.layer][:width]
-        span = compute_span(tile.lengths, acts, image.config.queue_depth)
+        span = compute_span(tile.lengths, acts, image.config.queue_depth, trace=trace)
         total = (pipe["PRE"] + desc.out_local + span.compute + pipe["DRAIN"]
                  + desc.out_local + pipe["POST"])
         per_layer.setdefault(tile.layer, []).append(

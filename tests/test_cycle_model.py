@@ -22,8 +22,12 @@ from eie.config import EIEConfig
 from golden.cycle_model import compute_span
 
 
-def naive_span(lengths, activations, depth):
-    """Returns (compute cycles, busy[p], stall cycles) by stepping the clock."""
+def naive_span(lengths, activations, depth, log=None):
+    """Returns (compute cycles, busy[p], stall cycles) by stepping the clock.
+
+    ``log`` (a dict) receives the write cycle of each non-zero broadcast and the pop
+    cycles of each PE.
+    """
     n = len(lengths)
     rows = [activations[l * n:(l + 1) * n] for l in range(len(activations) // n)]
     slots = []                                  # None = empty slot, else column j
@@ -31,6 +35,8 @@ def naive_span(lengths, activations, depth):
         nz = [l * n + p for p in range(n) if row[p] != 0]
         slots.extend(nz if nz else [None])
     queues = [deque() for _ in range(n)]       # items: (column, cycle written)
+    log = {} if log is None else log
+    log["written"], log["popped"] = [], [[] for _ in range(n)]
     busy_until = [0] * n
     busy = [0] * n
     next_slot = 0
@@ -48,6 +54,7 @@ def naive_span(lengths, activations, depth):
             elif all(level < depth for level in levels):
                 for q in queues:
                     q.append((j, cycle))
+                log["written"].append(cycle)
                 next_slot += 1
             else:
                 stalls += 1
@@ -55,6 +62,7 @@ def naive_span(lengths, activations, depth):
             q = queues[p]
             if busy_until[p] <= cycle and q and q[0][1] < cycle:
                 j, _ = q.popleft()
+                log["popped"][p].append(cycle)
                 busy_until[p] = cycle + max(lengths[p][j], 1)
                 busy[p] += lengths[p][j]
         cycle += 1
@@ -84,6 +92,10 @@ def test_hand_example():
     assert span.stalls == 1
     assert span.ideal == 3 and span.efficiency == pytest.approx(3 / 5)
     assert naive_span(lengths, [5, -2], 1) == (5, [4, 2], 1)
+    span = compute_span(lengths, np.array([5, -2]), 1, trace=True)
+    assert span.columns.tolist() == [0, 1]
+    assert span.broadcast_cycles.tolist() == [0, 2]
+    assert span.pop_cycles.tolist() == [[1, 4], [1, 3]]
 
 
 def test_empty_rows_and_empty_input():
@@ -103,9 +115,12 @@ def test_compute_span_matches_naive_simulator():
     rng = np.random.default_rng(1234)
     for case in range(400):
         lengths, acts, depth = random_case(rng)
-        span = compute_span(lengths, acts, depth)
-        c, busy, stalls = naive_span(lengths.tolist(), acts.tolist(), depth)
+        span = compute_span(lengths, acts, depth, trace=True)
+        log = {}
+        c, busy, stalls = naive_span(lengths.tolist(), acts.tolist(), depth, log)
         assert (span.compute, span.busy.tolist(), span.stalls) == (c, busy, stalls), case
+        assert span.broadcast_cycles.tolist() == log["written"], case
+        assert span.pop_cycles.tolist() == log["popped"], case
 
 
 def test_long_columns_stall_shallow_queues():
