@@ -273,3 +273,19 @@ def test_check_config_names_fields():
     other = dataclasses.replace(CFG, n_pes=4, spmat_depth=128)
     with pytest.raises(ImageError, match=r"n_pes=3 \(image\) vs 4 \(design\).*spmat_depth"):
         check_config(image, other)
+
+
+def test_round_trip_odd_widths(tmp_path):
+    # 30-bit spmat words, 11-bit pointers, 40-bit accumulators, 13-bit codebook values
+    cfg = dataclasses.replace(CFG, weight_bits=3, index_bits=3, entries_per_word=5,
+                              pointer_bits=11, acc_bits=40, codebook_bits=13, act_bits=16)
+    rng = np.random.default_rng(9)
+    idx = np.where(rng.random((14, 10)) < 0.5, rng.integers(1, 8, (14, 10)), 0)
+    cb = rng.normal(0, 0.4, 8)
+    cb[0] = 0.0
+    image = pack([QuantLayer("fc", idx.astype(np.uint8), cb, -rng.random(14), True)], cfg)
+    assert (image.bias[:, :4] < 0).any()
+    for formats in (("mem",), ("bin",), ("coe",)):
+        out = write_image(image, tmp_path / "img", formats=formats)
+        assert_same(image, read_image(out))
+    assert len((tmp_path / "img" / "pe000_spmat.coe").read_text().splitlines()[2]) == 9

@@ -338,3 +338,34 @@ def test_wrap_warning(caplog):
     with caplog.at_level("WARNING", logger="compiler.pack"):
         pack([layer(np.ones((1, 8)), cb, name="big")], EIEConfig(n_pes=1))
     assert "layer big" in caplog.text and "wrap" in caplog.text
+
+
+@pytest.mark.parametrize("weight_bits, index_bits, per_word", [(3, 3, 5), (2, 2, 16), (5, 4, 7)])
+def test_other_entry_formats(weight_bits, index_bits, per_word):
+    # entries of weight_bits + index_bits bits, per_word to a word: padding every 2**index_bits
+    cfg = dataclasses.replace(ROOMY, n_pes=2, acc_depth=40, weight_bits=weight_bits,
+                              index_bits=index_bits, entries_per_word=per_word)
+    rng = np.random.default_rng(weight_bits)
+    size = 1 << weight_bits
+    layers = []
+    for k, (n_in, n_out) in enumerate([(30, 70), (70, 20)]):
+        idx = np.where(rng.random((n_out, n_in)) < 0.1, rng.integers(1, size, (n_out, n_in)), 0)
+        layers.append(layer(idx, codebook(rng, size), name=f"fc{k}"))
+    fast, ref = pack(layers, cfg), pack_reference(layers, cfg)
+    for name in ("spmat", "ptr_even", "ptr_odd", "bias", "codebook"):
+        assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
+    for lay, got in zip(layers, unpack(fast), strict=True):
+        assert np.array_equal(got, lay.indices)
+    # a lone non-zero at local row 34 of PE 0 (row 68): 34 zeros -> 34 // 2**ib paddings
+    one = np.zeros((70, 1), np.uint8)
+    one[68, 0] = 1
+    image = pack([layer(one, codebook(rng, size))], cfg)
+    step = 1 << index_bits
+    n_pad, z = divmod(34, step)
+    eb = weight_bits + index_bits
+    expect = [(step - 1) << weight_bits] * n_pad + [1 | (z << weight_bits)]
+    word = 0
+    for e, value in enumerate(expect[:per_word]):
+        word |= value << (eb * e)
+    assert int(image.spmat[0, 0]) == word
+    assert int(image.ptr_odd[0, 0]) == len(expect)
