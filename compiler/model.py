@@ -19,7 +19,6 @@ from .types import DenseLayer
 __all__ = ["load_model", "validate_layers", "layers_to_torch"]
 
 
-
 def load_model(source, relu=None, final_relu: bool = False) -> list[DenseLayer]:
     """Import an MLP as a list of float64 :class:`DenseLayer`.
 
@@ -212,7 +211,7 @@ def _from_state_dict(state: Mapping, sort_by_name: bool = False) -> list[DenseLa
         raise ModelError("state_dict entries that are not the 2-D weight or 1-D bias of a "
                          "Linear layer (only MLPs are supported): " + ", ".join(problems))
 
-    names = [p for p in prefixes]
+    names = list(prefixes)
     if sort_by_name:
         names.sort(key=_natural_key)
     return [DenseLayer(p or "weight", prefixes[p]["weight"], prefixes[p].get("bias"), True)
@@ -309,4 +308,3 @@ def layers_to_torch(layers, dtype=None):
         if layer.relu:
             modules.append(nn.ReLU())
     return nn.Sequential(*modules)
-

@@ -17,7 +17,7 @@ import numpy as np
 from .types import DenseLayer
 
 __all__ = ["magnitude_prune", "balance_prune", "iterative_prune", "apply_masks",
-           "density_schedule", "layer_density"]
+           "density_schedule"]
 
 
 def _check_density(density: float, name: str = "density") -> float:
@@ -47,12 +47,6 @@ def _keep_largest(values: np.ndarray, k: int) -> np.ndarray:
 def _with_weight(layer: DenseLayer, weight: np.ndarray) -> DenseLayer:
     bias = None if layer.bias is None else layer.bias.copy()
     return DenseLayer(layer.name, weight, bias, layer.relu)
-
-
-def layer_density(layer) -> float:
-    """Fraction of non-zero weights of a DenseLayer (or QuantLayer: non-zero indices)."""
-    matrix = layer.weight if hasattr(layer, "weight") else layer.indices
-    return float(np.count_nonzero(matrix)) / matrix.size
 
 
 def magnitude_prune(layers: list[DenseLayer], density: float,

@@ -180,12 +180,13 @@ def test_density_schedule_geometric():
 def test_iterative_prune_calls_train_fn_and_hits_target():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 5))
-    calls = []
+    calls, seen = [], []
 
     def train_fn(module, masks):
         assert module is model
         assert set(masks) == {"0", "2"}
         calls.append({k: m.float().mean().item() for k, m in masks.items()})
+        seen.append({k: m.clone() for k, m in masks.items()})
         with torch.no_grad():  # a careless trainer that touches every weight
             for p in module.parameters():
                 p.add_(0.01)
@@ -199,7 +200,10 @@ def test_iterative_prune_calls_train_fn_and_hits_target():
     assert [np.count_nonzero(l.weight) for l in layers] == [round(0.2 * 192), round(0.2 * 60)]
     # masks were re-applied after the careless trainer: the module itself is pruned
     assert np.count_nonzero(model[0].weight.detach().numpy()) == round(0.2 * 192)
-    # pruned sets are nested: a weight pruned at step 1 never comes back
+    # pruned sets are nested: a weight pruned at one step never comes back
+    for before, after in zip(seen, seen[1:], strict=False):
+        for name in before:
+            assert not torch.any(after[name] & ~before[name])
     assert [l.relu for l in layers] == [True, False]
 
 
