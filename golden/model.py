@@ -305,6 +305,8 @@ class GoldenResult:
     layer_inputs : per layer, int64 [batch, in_local * n_pes]: the source buffer the
         layer's LNZD scans (activation ``j`` at column ``j``); what the cycle model uses.
     saturation : int64 [batch, n_layers] write-back values that saturated, per layer.
+    tile_acc : with ``trace=True``, per executed tile, int64 [batch, out_local * n_pes]
+        accumulators (tile-row order ``r * n_pes + p``) just before write-back.
     """
 
     q: np.ndarray
@@ -312,9 +314,11 @@ class GoldenResult:
     layer_q: list
     layer_inputs: list
     saturation: np.ndarray
+    tile_acc: list | None = None
 
 
-def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile]) -> GoldenResult:
+def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
+             trace: bool = False) -> GoldenResult:
     cfg = image.config
     n = cfg.n_pes
     single = q_in.ndim == 1
@@ -339,6 +343,7 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile]) -> GoldenR
     layer_inputs: list = [None] * n_layers
     saturation = np.zeros((batch, n_layers), np.int64)
     mask = np.uint64((1 << cfg.acc_bits) - 1)
+    tile_acc = [] if trace else None
 
     for tile in tiles:
         desc, k = tile.desc, tile.layer
@@ -356,6 +361,8 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile]) -> GoldenR
         acc = _segment_matvec(tile.rows, tile.cols, tile.values, tile.n_rows,
                               source[:, :tile.n_cols], np.uint64)
         acc = wrap((acc + tile.bias.astype(np.uint64)[None, :]) & mask, cfg.acc_bits)
+        if trace:
+            tile_acc.append(acc)
         y, sat = write_back(acc, desc.shift, desc.relu, cfg)
         buffers[1 - src, :, desc.out_base * n:(desc.out_base + desc.out_local) * n] = y
         saturation[:, k] += sat.sum(axis=1)
@@ -369,16 +376,19 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile]) -> GoldenR
     q = buffers[src, :, :n_out].copy()
     if image.layers and layer_q and layer_q[-1] is None:
         layer_q[-1] = q.copy()
-    result = GoldenResult(q, dequantize(q, cfg), layer_q, layer_inputs, saturation)
+    result = GoldenResult(q, dequantize(q, cfg), layer_q, layer_inputs, saturation, tile_acc)
     if single:
         result.q, result.y = result.q[0], result.y[0]
+        if trace:
+            result.tile_acc = [x[0] for x in tile_acc]
         result.layer_q = [x[0] if x is not None else None for x in result.layer_q]
         result.layer_inputs = [x[0] if x is not None else None for x in result.layer_inputs]
         result.saturation = result.saturation[0]
     return result
 
 
-def run(image: PackedImage, q_in, tiles: list[Tile] | None = None) -> GoldenResult:
+def run(image: PackedImage, q_in, tiles: list[Tile] | None = None,
+        trace: bool = False) -> GoldenResult:
     """Execute the image's program on raw input activations, bit for bit.
 
     Parameters
@@ -387,6 +397,7 @@ def run(image: PackedImage, q_in, tiles: list[Tile] | None = None) -> GoldenResu
     q_in : int [n_in] or [batch, n_in] signed ``act_bits`` activations
         (see :func:`quantize_input`).
     tiles : the result of :func:`decode_program` to reuse (decoded here if omitted).
+    trace : keep every tile's accumulators before write-back (``GoldenResult.tile_acc``).
 
     Returns
     -------
@@ -407,7 +418,7 @@ def run(image: PackedImage, q_in, tiles: list[Tile] | None = None) -> GoldenResu
         raise ValueError(f"q_in must be integers (use quantize_input), not {q_in.dtype}")
     if tiles is None:
         tiles = decode_program(image)
-    return _execute(image, q_in, tiles)
+    return _execute(image, q_in, tiles, trace)
 
 
 def infer(image: PackedImage, x) -> np.ndarray:

@@ -178,11 +178,14 @@ def test_accumulator_wraps_modulo_acc_bits():
     bias = [123456789, -7, 0]
     image = hand_image(cfg, [dict(idx=idx, cb=cb, bias=bias, shift=0, relu=False)])
     q = np.array([32767, 32767, -32768, 32767, 32767, 1, -1, 32767])
-    out = golden.run(image, q)
+    out = golden.run(image, q, trace=True)
+    assert out.tile_acc[0].shape == (4,)        # out_local 2 x 2 PEs, row 3 is padding
+    assert int(out.tile_acc[0][3]) == 0
     for i in range(3):
         exact = bias[i] + sum(cb[idx[i, j]] * int(q[j]) for j in range(8))
         acc = ((exact + 2**31) % 2**32) - 2**31
         assert acc != exact or i == 2
+        assert int(out.tile_acc[0][i]) == acc
         assert int(out.q[i]) == max(-32768, min(32767, acc))
     # With shift 16 the wrapped accumulator is visible in the result.
     image = hand_image(cfg, [dict(idx=idx, cb=cb, bias=bias, shift=16, relu=False)])
