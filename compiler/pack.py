@@ -225,9 +225,10 @@ class _Layout:
         cfg = self.config
         epw = cfg.entries_per_word
         ptr_max = (1 << cfg.pointer_bits) - 1
-        over = np.argwhere(entries > ptr_max)
+        over = np.flatnonzero((entries > ptr_max).any(axis=1))
         if over.size:
-            i, p = (int(x) for x in over[0])
+            i = int(over[0])
+            p = int(np.argmax(entries[i]))
             k, t = self.tiles[i][:2]
             raise CapacityError(
                 f"pe_ptr_even of PE {p}: layer {self.layers[k].name} tile {t} has "
