@@ -31,7 +31,7 @@ __all__ = ["PIPELINE", "Span", "TileCycles", "LayerCycles", "CycleReport", "comp
 #   POST:  per tile, from the last write-back cycle to the next tile (or `done`).
 # Owned by the RTL: the RTL engineer sets these to the implementation's values; the
 # model and the RTL counters must then agree exactly.
-PIPELINE = {"START": 0, "PRE": 0, "DRAIN": 0, "POST": 0}
+PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 6, "POST": 1}
 
 
 @dataclass
