@@ -184,6 +184,12 @@ def decode_tile(image: PackedImage, tile_index: int) -> Tile:
     if layer < len(image.layers):
         n_cols = min(image.layers[layer].n_in, width)
     where = f"tile {tile_index} (layer {layer})"
+    if desc.out_local > cfg.acc_depth:
+        raise ImageDecodeError(f"{where}: out_local {desc.out_local} exceeds the "
+                               f"{cfg.acc_depth} accumulators per PE")
+    if desc.in_local > cfg.act_depth:
+        raise ImageDecodeError(f"{where}: in_local {desc.in_local} exceeds act_depth "
+                               f"{cfg.act_depth}")
 
     # Column pointers P_0 .. P_{n_cols}: even j in the even bank, odd j in the odd bank.
     j = np.arange(n_cols + 1)
