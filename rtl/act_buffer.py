@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from eie.config import clog2
 
-from .common import check_config, check_init
+from .common import check_config, check_init, validating
 
 __all__ = ["ActBuffer"]
 
@@ -53,16 +53,17 @@ class ActBuffer(wiring.Component):
     """
 
     def __init__(self, *, config, init0=None, init1=None):
-        self._config = check_config(config)
-        self._init = (check_init("activation bank 0", init0, config.act_depth),
-                      check_init("activation bank 1", init1, config.act_depth))
-        act = signed(config.act_bits)
-        addr = clog2(config.act_depth)
-        super().__init__({
-            "scan_bank": In(1), "scan_addr": In(addr), "scan_data": Out(act),
-            "wb_en": In(1), "wb_bank": In(1), "wb_addr": In(addr), "wb_data": In(act),
-            "host_we": In(1), "host_bank": In(1), "host_addr": In(addr), "host_data": In(act),
-        })
+        with validating(self):
+            self._config = check_config(config)
+            self._init = (check_init("activation bank 0", init0, config.act_depth),
+                          check_init("activation bank 1", init1, config.act_depth))
+            act = signed(config.act_bits)
+            addr = clog2(config.act_depth)
+            super().__init__({
+                "scan_bank": In(1), "scan_addr": In(addr), "scan_data": Out(act),
+                "wb_en": In(1), "wb_bank": In(1), "wb_addr": In(addr), "wb_data": In(act),
+                "host_we": In(1), "host_bank": In(1), "host_addr": In(addr), "host_data": In(act),
+            })
 
     @property
     def config(self):

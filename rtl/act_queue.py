@@ -7,6 +7,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .common import validating
+
 __all__ = ["ActQueue"]
 
 
@@ -43,17 +45,18 @@ class ActQueue(wiring.Component):
     """
 
     def __init__(self, *, layout, depth):
-        if not isinstance(layout, data.Layout):
-            raise TypeError(f"Queue layout must be a data.Layout, not {layout!r}")
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            raise TypeError(f"Queue depth must be a positive integer, not {depth!r}")
-        self._layout = layout
-        self._depth = depth
-        super().__init__({
-            "i": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
-            "level": Out(range(depth + 1)),
-        })
+        with validating(self):
+            if not isinstance(layout, data.Layout):
+                raise TypeError(f"Queue layout must be a data.Layout, not {layout!r}")
+            if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+                raise TypeError(f"Queue depth must be a positive integer, not {depth!r}")
+            self._layout = layout
+            self._depth = depth
+            super().__init__({
+                "i": In(stream.Signature(layout)),
+                "o": Out(stream.Signature(layout)),
+                "level": Out(range(depth + 1)),
+            })
 
     @property
     def layout(self):

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from eie.config import clog2
 
-from .common import check_config, check_init, tile_layout
+from .common import check_config, check_init, tile_layout, validating
 from .spmat_read import spmat_entry_layout
 
 __all__ = ["ArithUnit", "writeback_layout"]
@@ -82,24 +82,25 @@ class ArithUnit(wiring.Component):
     """
 
     def __init__(self, *, config, codebook_init=None, bias_init=None):
-        self._config = check_config(config)
-        codebook_depth = config.max_layers * config.codebook_size
-        self._codebook_init = check_init("the codebook", codebook_init, codebook_depth)
-        self._bias_init = check_init("the bias memory", bias_init, config.bias_depth)
-        super().__init__({
-            "i": In(stream.Signature(spmat_entry_layout(config), always_ready=True)),
-            "tile": In(tile_layout(config)),
-            "preload_en": In(1),
-            "preload_row": In(range(config.acc_depth)),
-            "wb_en": In(1),
-            "wb_row": In(range(config.acc_depth)),
-            "wb": Out(stream.Signature(writeback_layout(config), always_ready=True)),
-            "busy": Out(1),
-            "host_codebook_we": In(1),
-            "host_bias_we": In(1),
-            "host_addr": In(max(clog2(codebook_depth), clog2(config.bias_depth))),
-            "host_data": In(config.acc_bits),
-        })
+        with validating(self):
+            self._config = check_config(config)
+            codebook_depth = config.max_layers * config.codebook_size
+            self._codebook_init = check_init("the codebook", codebook_init, codebook_depth)
+            self._bias_init = check_init("the bias memory", bias_init, config.bias_depth)
+            super().__init__({
+                "i": In(stream.Signature(spmat_entry_layout(config), always_ready=True)),
+                "tile": In(tile_layout(config)),
+                "preload_en": In(1),
+                "preload_row": In(range(config.acc_depth)),
+                "wb_en": In(1),
+                "wb_row": In(range(config.acc_depth)),
+                "wb": Out(stream.Signature(writeback_layout(config), always_ready=True)),
+                "busy": Out(1),
+                "host_codebook_we": In(1),
+                "host_bias_we": In(1),
+                "host_addr": In(max(clog2(codebook_depth), clog2(config.bias_depth))),
+                "host_data": In(config.acc_bits),
+            })
 
     @property
     def config(self):

@@ -5,13 +5,15 @@ Everything here is derived from one :class:`~eie.config.EIEConfig`; nothing is h
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
 from eie.config import EIEConfig, clog2
 
 __all__ = ["MemSel", "act_layout", "tile_layout", "pe_init", "PE_INIT_KEYS", "check_config",
-           "check_init"]
+           "check_init", "validating"]
 
 
 class MemSel(enum.Enum, shape=3):
@@ -104,3 +106,15 @@ def check_init(name: str, init, depth: int) -> list[int]:
         raise ValueError(f"Initial contents of {name} have {len(values)} rows, more than "
                          f"its depth {depth}")
     return values
+
+
+@contextmanager
+def validating(component):
+    """Run a component's parameter checks; if one raises, mark the half-built component as
+    deliberately unused so that the error is not followed by an ``UnusedElaboratable``
+    warning when it is garbage-collected."""
+    try:
+        yield
+    except Exception:
+        component._MustUse__silence = True
+        raise

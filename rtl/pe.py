@@ -14,7 +14,15 @@ from eie.config import clog2
 from .act_buffer import ActBuffer
 from .act_queue import ActQueue
 from .arith_unit import ArithUnit
-from .common import PE_INIT_KEYS, MemSel, act_layout, check_config, check_init, tile_layout
+from .common import (
+    PE_INIT_KEYS,
+    MemSel,
+    act_layout,
+    check_config,
+    check_init,
+    tile_layout,
+    validating,
+)
 from .ptr_read import PtrRead
 from .spmat_read import SpmatRead
 
@@ -102,44 +110,45 @@ class PE(wiring.Component):
     """
 
     def __init__(self, *, config, init=None):
-        self._config = check_config(config)
-        if init is None:
-            init = {}
-        if not isinstance(init, Mapping):
-            raise TypeError(f"PE init must be a mapping of memory name to contents, "
-                            f"not {init!r}")
-        unknown = sorted(set(init) - set(PE_INIT_KEYS))
-        if unknown:
-            raise ValueError(f"Unknown PE init memory name(s) {unknown}; expected some of "
-                             f"{list(PE_INIT_KEYS)}")
-        depths = {"spmat": config.spmat_depth, "ptr_even": config.ptr_depth,
-                  "ptr_odd": config.ptr_depth, "bias": config.bias_depth,
-                  "codebook": config.max_layers * config.codebook_size,
-                  "act0": config.act_depth, "act1": config.act_depth}
-        self._init = {name: check_init(f"the PE {name} memory", init.get(name), depth)
-                      for name, depth in depths.items()}
-        if config.entries_per_word & (config.entries_per_word - 1):
-            raise ValueError(f"Entries per word must be a power of two, not "
-                             f"{config.entries_per_word!r}")
-        host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
-                         config.act_bits, config.codebook_bits)
-        super().__init__({
-            "act_in": In(stream.Signature(act_layout(config))),
-            "tile": In(tile_layout(config)),
-            "preload_en": In(1),
-            "preload_row": In(range(config.acc_depth)),
-            "wb_en": In(1),
-            "wb_row": In(range(config.acc_depth)),
-            "dst_bank": In(1),
-            "idle": Out(1),
-            "scan_bank": In(1),
-            "scan_addr": In(clog2(config.act_depth)),
-            "scan_data": Out(signed(config.act_bits)),
-            "host_we": In(1),
-            "host_sel": In(MemSel),
-            "host_addr": In(32),
-            "host_wdata": In(host_width),
-        })
+        with validating(self):
+            self._config = check_config(config)
+            if init is None:
+                init = {}
+            if not isinstance(init, Mapping):
+                raise TypeError(f"PE init must be a mapping of memory name to contents, "
+                                f"not {init!r}")
+            unknown = sorted(set(init) - set(PE_INIT_KEYS))
+            if unknown:
+                raise ValueError(f"Unknown PE init memory name(s) {unknown}; expected some of "
+                                 f"{list(PE_INIT_KEYS)}")
+            depths = {"spmat": config.spmat_depth, "ptr_even": config.ptr_depth,
+                      "ptr_odd": config.ptr_depth, "bias": config.bias_depth,
+                      "codebook": config.max_layers * config.codebook_size,
+                      "act0": config.act_depth, "act1": config.act_depth}
+            self._init = {name: check_init(f"the PE {name} memory", init.get(name), depth)
+                          for name, depth in depths.items()}
+            if config.entries_per_word & (config.entries_per_word - 1):
+                raise ValueError(f"Entries per word must be a power of two, not "
+                                 f"{config.entries_per_word!r}")
+            host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
+                             config.act_bits, config.codebook_bits)
+            super().__init__({
+                "act_in": In(stream.Signature(act_layout(config))),
+                "tile": In(tile_layout(config)),
+                "preload_en": In(1),
+                "preload_row": In(range(config.acc_depth)),
+                "wb_en": In(1),
+                "wb_row": In(range(config.acc_depth)),
+                "dst_bank": In(1),
+                "idle": Out(1),
+                "scan_bank": In(1),
+                "scan_addr": In(clog2(config.act_depth)),
+                "scan_data": Out(signed(config.act_bits)),
+                "host_we": In(1),
+                "host_sel": In(MemSel),
+                "host_addr": In(32),
+                "host_wdata": In(host_width),
+            })
 
     @property
     def config(self):

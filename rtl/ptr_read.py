@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from eie.config import clog2
 
-from .common import check_config, check_init
+from .common import check_config, check_init, validating
 
 __all__ = ["PtrRead"]
 
@@ -57,21 +57,22 @@ class PtrRead(wiring.Component):
     """
 
     def __init__(self, *, config, init_even=None, init_odd=None):
-        self._config = check_config(config)
-        self._init_even = check_init("the even pointer bank", init_even, config.ptr_depth)
-        self._init_odd = check_init("the odd pointer bank", init_odd, config.ptr_depth)
-        addr = clog2(config.ptr_depth)
-        super().__init__({
-            "en": In(1),
-            "base": In(addr),
-            "index": In(clog2(config.n_pes * config.act_depth)),
-            "start": Out(config.pointer_bits),
-            "end": Out(config.pointer_bits),
-            "host_we": In(1),
-            "host_bank": In(1),
-            "host_addr": In(addr),
-            "host_data": In(config.pointer_bits),
-        })
+        with validating(self):
+            self._config = check_config(config)
+            self._init_even = check_init("the even pointer bank", init_even, config.ptr_depth)
+            self._init_odd = check_init("the odd pointer bank", init_odd, config.ptr_depth)
+            addr = clog2(config.ptr_depth)
+            super().__init__({
+                "en": In(1),
+                "base": In(addr),
+                "index": In(clog2(config.n_pes * config.act_depth)),
+                "start": Out(config.pointer_bits),
+                "end": Out(config.pointer_bits),
+                "host_we": In(1),
+                "host_bank": In(1),
+                "host_addr": In(addr),
+                "host_data": In(config.pointer_bits),
+            })
 
     @property
     def config(self):

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from eie.config import clog2
 
-from .common import check_config, check_init
+from .common import check_config, check_init, validating
 
 __all__ = ["SpmatRead", "spmat_command_layout", "spmat_entry_layout"]
 
@@ -93,18 +93,19 @@ class SpmatRead(wiring.Component):
     """
 
     def __init__(self, *, config, init=None):
-        self._config = check_config(config)
-        epw = config.entries_per_word
-        if epw & (epw - 1):
-            raise ValueError(f"Entries per word must be a power of two, not {epw!r}")
-        self._init = check_init("the sparse-matrix memory", init, config.spmat_depth)
-        super().__init__({
-            "i": In(stream.Signature(spmat_command_layout(config), always_ready=True)),
-            "o": Out(stream.Signature(spmat_entry_layout(config), always_ready=True)),
-            "host_we": In(1),
-            "host_addr": In(clog2(config.spmat_depth)),
-            "host_data": In(config.word_bits),
-        })
+        with validating(self):
+            self._config = check_config(config)
+            epw = config.entries_per_word
+            if epw & (epw - 1):
+                raise ValueError(f"Entries per word must be a power of two, not {epw!r}")
+            self._init = check_init("the sparse-matrix memory", init, config.spmat_depth)
+            super().__init__({
+                "i": In(stream.Signature(spmat_command_layout(config), always_ready=True)),
+                "o": Out(stream.Signature(spmat_entry_layout(config), always_ready=True)),
+                "host_we": In(1),
+                "host_addr": In(clog2(config.spmat_depth)),
+                "host_data": In(config.word_bits),
+            })
 
     @property
     def config(self):

@@ -31,8 +31,6 @@ def test_wrong_parameters():
     with pytest.raises(TypeError, match=r"^Initial contents of the odd pointer bank must be "
                                         r"a sequence of integers, not 7$"):
         PtrRead(config=CONFIG, init_odd=7)
-    with pytest.raises(TypeError):
-        PtrRead(CONFIG)      # keyword-only
 
 
 def test_even_and_odd_columns():
