@@ -23,6 +23,7 @@ from compiler.prune import (
     magnitude_prune,
 )
 from compiler.types import DenseLayer
+from eie import digits
 
 
 def rand_layers(seed=0, shapes=((20, 30), (7, 20)), zero_frac=0.0):
@@ -232,19 +233,9 @@ def test_apply_masks_handles_torch_prune_reparametrisation():
 
 # ---- digits MLP: load balance costs little accuracy --------------------------------------------
 
-def _digits():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x / 16.0, y, test_size=0.3, random_state=0,
-                                              stratify=y)
-    as_t = torch.tensor
-    return (as_t(x_tr, dtype=torch.float32), as_t(y_tr), as_t(x_te, dtype=torch.float32),
-            as_t(y_te))
-
-
-def _train(model, x, y, epochs, masks=None, seed=0):
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+def _retrain(model, x, y, epochs, masks, seed=0):
+    """Masked retraining (eie.digits.train_mlp's loop, plus apply_masks after each step)."""
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=gen)
@@ -253,8 +244,7 @@ def _train(model, x, y, epochs, masks=None, seed=0):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-            if masks is not None:
-                apply_masks(model, masks)
+            apply_masks(model, masks)
 
 
 def _accuracy(model, x, y):
@@ -262,7 +252,7 @@ def _accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def digits_experiment(densities=(0.1,), pe_counts=(4,), steps=3, epochs=3):
+def digits_experiment(densities=(0.1,), pe_counts=(4,), steps=3, epochs=5):
     """Dense digits MLP 64-128-10, then prune-and-retrain with plain magnitude pruning and
     with load-balance-aware pruning; also the accuracy after 4-bit k-means sharing.
 
@@ -271,13 +261,13 @@ def digits_experiment(densities=(0.1,), pe_counts=(4,), steps=3, epochs=3):
     """
     from compiler.compress import compress
 
-    torch.manual_seed(0)
-    x_tr, y_tr, x_te, y_te = _digits()
-    dense = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    _train(dense, x_tr, y_tr, 10)
+    data = digits.load_data()
+    x_tr, y_tr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    x_te, y_te = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    dense = digits.train_mlp(data, hidden=(128,), epochs=10)
 
     def retrain(module, masks):
-        _train(module, x_tr, y_tr, epochs, masks)
+        _retrain(module, x_tr, y_tr, epochs, masks)
 
     def accuracies(layers):
         return (_accuracy(layers_to_torch(layers), x_te, y_te),
@@ -308,7 +298,7 @@ def test_balance_prune_costs_little_accuracy_on_digits():
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for title, kwargs in (("prune-and-retrain, 3 steps x 3 epochs", {}),
+    for title, kwargs in (("prune-and-retrain, 3 steps x 5 epochs", {}),
                           ("one-shot, no retraining", {"steps": 1, "epochs": 0})):
         table = digits_experiment((0.05, 0.1, 0.2, 0.3), (4, 8, 16, 32), **kwargs)
         print(f"\n{title}\n")
