@@ -254,3 +254,58 @@ def test_pe_program(pe, load):
     print(f"pe {pe}: {bench.cycle} cycles, {len(bench.pops)} pops, {bench.stalls} stalls, "
           f"hidden {hidden[:6]}, output {output[:6]}")
     assert max(column_lengths(layers[0], pe, 0, CONFIG.acc_depth)) > 16
+
+
+def test_pe_fixed_latencies():
+    """PRELOAD_LATENCY and WRITEBACK_LATENCY as documented in docs/rtl.md, exactly."""
+    from rtl.pe import PRELOAD_LATENCY, WRITEBACK_LATENCY
+    dut = PE(config=CONFIG, init={"bias": [0] * 9 + [5 << 8]})
+    tile = {"bias_base": 7, "out_base": 4, "shift": 8}
+
+    async def measure(ctx, delay):
+        """Zero acc[2], set act1[6] = 111, preload acc[2] = 5 << 8 in cycle t, request its
+        write-back in t + delay; return scan reads of act1[6] issued in t + delay + k."""
+        ctx.set(dut.tile, dict(tile, bias_en=0))
+        ctx.set(dut.preload_en, 1)
+        ctx.set(dut.preload_row, 2)
+        ctx.set(dut.host_we, 1)
+        ctx.set(dut.host_sel, MemSel.ACT1)
+        ctx.set(dut.host_addr, 6)
+        ctx.set(dut.host_wdata, 111)
+        await ctx.tick()
+        ctx.set(dut.host_we, 0)
+        ctx.set(dut.preload_en, 0)
+        for _ in range(3):
+            await ctx.tick()
+        ctx.set(dut.tile, dict(tile, bias_en=1))
+        ctx.set(dut.preload_en, 1)
+        await ctx.tick()
+        ctx.set(dut.preload_en, 0)
+        for _ in range(delay - 1):
+            await ctx.tick()
+        ctx.set(dut.wb_en, 1)
+        ctx.set(dut.wb_row, 2)
+        ctx.set(dut.dst_bank, 1)
+        ctx.set(dut.scan_bank, 1)
+        ctx.set(dut.scan_addr, 6)
+        seen = []
+        for k in range(WRITEBACK_LATENCY + 2):
+            await ctx.tick()
+            if k == 0:
+                ctx.set(dut.wb_en, 0)
+                ctx.set(dut.dst_bank, 0)    # sampled with wb_en: changing it is harmless
+            seen.append(ctx.get(dut.scan_data))
+        return seen
+
+    async def testbench(ctx):
+        before = [111] * WRITEBACK_LATENCY
+        # Write-back requested one cycle after the preload still reads the old 0.
+        assert await measure(ctx, PRELOAD_LATENCY - 1) == before + [0, 0]
+        # From PRELOAD_LATENCY on it reads the bias; the activation is visible to a scan
+        # read issued WRITEBACK_LATENCY cycles after wb_en, not earlier.
+        assert await measure(ctx, PRELOAD_LATENCY) == before + [5, 5]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
