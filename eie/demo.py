@@ -17,6 +17,7 @@ __all__ = ["run_demo", "DEMO_DENSITY", "DEMO_RTL_SAMPLES"]
 
 DEMO_DENSITY = 0.25        # weight density after load-balance-aware pruning
 DEMO_RTL_SAMPLES = 16      # test samples also run on the RTL under Verilator
+DEMO_PRUNE_STEPS = 3       # prune-and-retrain rounds
 
 
 def _say(report: list[str], text: str = "") -> None:
@@ -28,7 +29,7 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     import torch
 
     import golden
-    from compiler import compress, pack, write_image
+    from compiler import compress, iterative_prune, pack, write_image
     from eie import digits
     from eie.image_io import read_image
 
@@ -44,8 +45,12 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
         float_logits = model(torch.from_numpy(data.x_test)).double().numpy()
     results["acc_float"] = digits.accuracy(float_logits, data.y_test)
 
-    compressed = compress(model, density=DEMO_DENSITY, bits=config.weight_bits,
-                          balance=True, n_pes=config.n_pes)
+    # Deep Compression / ESE flow: load-balance-aware prune-and-retrain, then k-means
+    # weight sharing of the pruned model as it is.
+    pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
+                             train_fn=digits.retrainer(data), balance=True,
+                             n_pes=config.n_pes)
+    compressed = compress(pruned, bits=config.weight_bits)
     small = compressed.to_torch().double()
     with torch.no_grad():
         comp_logits = small(torch.from_numpy(data.x_test).double()).numpy()

@@ -48,7 +48,8 @@ class ImageStats:
             lines.append(f"{row['name']:<10}{row['shape']:>12}{row['nnz']:>9}"
                          f"{row['density']:>9.3f}{row['padding']:>9}{row['tiles']:>7}"
                          f"{row['w_frac']:>8}{row['imbalance']:>11.3f}")
-        lines += ["", f"{'PE':>4}{'entries':>9}{'padding':>9}{'spmat B':>10}{'of':>9}"
+        lines += ["", "per PE, bytes used of capacity (pointer and bias regions are shared):",
+                  f"{'PE':>4}{'entries':>9}{'padding':>9}{'spmat B':>10}{'of':>9}"
                       f"{'ptr B':>8}{'of':>8}{'bias B':>8}{'of':>8}"]
         for row in self.pes:
             lines.append(f"{row['pe']:>4}{row['entries']:>9}{row['padding']:>9}"
@@ -93,8 +94,7 @@ def image_stats(image: PackedImage) -> ImageStats:
                 pad = int(np.sum(v == 0))
                 padding_pe[pe] += pad
                 layer_padding += pad
-                words_pe[pe] = max(words_pe[pe],
-                                   desc.spmat_base + -(-len(e) // c.entries_per_word))
+                words_pe[pe] += -(-len(e) // c.entries_per_word)
             ptr_top = max(ptr_top, desc.ptr_base + (layer.n_in + 2) // 2)
             bias_top = max(bias_top, desc.bias_base + desc.out_local)
         entries_pe += layer_entries
