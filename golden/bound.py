@@ -24,8 +24,8 @@ def error_bound(image: PackedImage, x, per_output: bool = False) -> np.ndarray:
     + 2^-(act_frac+f+1) [bias]`` and carries ``e_in = max_i`` of it to the next layer. The
     first layer's ``e_in`` is the sample's exact input rounding error
     ``max_j |q_j / 2^act_frac - x_j|`` (at most ``2^-(act_frac+1)`` unless the input
-    clips). Samples where any write-back saturates get ``inf``: the bound is not claimed
-    for them.
+    clips). Samples where any write-back saturates or any accumulator wraps get ``inf``:
+    the bound is not claimed for them.
 
     Parameters
     ----------
@@ -66,7 +66,7 @@ def error_bound(image: PackedImage, x, per_output: bool = False) -> np.ndarray:
         if layer.has_bias:
             bound = bound + 2.0 ** -(af + f + 1)
         e_in = bound.max(axis=1, initial=0.0)
-    saturated = result.saturation.sum(axis=1) > 0
+    saturated = (result.saturation.sum(axis=1) + result.wraps.sum(axis=1)) > 0
     if bound is None:
         bound = e_in[:, None]
     out = bound if per_output else e_in

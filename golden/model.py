@@ -311,6 +311,8 @@ class GoldenResult:
     layer_inputs : per layer, int64 [batch, in_local * n_pes]: the source buffer the
         layer's LNZD scans (activation ``j`` at column ``j``); what the cycle model uses.
     saturation : int64 [batch, n_layers] write-back values that saturated, per layer.
+    wraps : int64 [batch, n_layers] accumulators whose exact value left the signed
+        ``acc_bits`` range (so the wrapped result is far from float; still bit-exact).
     tile_acc : with ``trace=True``, per executed tile, int64 [batch, out_local * n_pes]
         accumulators (tile-row order ``r * n_pes + p``) just before write-back.
     """
@@ -320,7 +322,31 @@ class GoldenResult:
     layer_q: list
     layer_inputs: list
     saturation: np.ndarray
+    wraps: np.ndarray
     tile_acc: list | None = None
+
+
+def _count_wraps(tile: Tile, a: np.ndarray, total: np.ndarray, acc_bits: int) -> np.ndarray:
+    """Per sample, the tile's accumulators whose exact sum is outside signed ``acc_bits``.
+
+    ``total`` is the sum bias + W a modulo 2**64 (uint64). When ``sum |W| |a| + |bias|``
+    stays below 2**62 that is the exact sum read as int64; otherwise (exotic configs) the
+    exact sum is estimated in float64.
+    """
+    half = float(1 << (acc_bits - 1))
+    amax = np.abs(a).max(axis=0) if a.size else np.zeros(a.shape[1])
+    worst = _segment_matvec(tile.rows, tile.cols, np.abs(tile.values).astype(np.float64),
+                            tile.n_rows, amax[None, :].astype(np.float64), np.float64)[0]
+    worst = worst + np.abs(tile.bias.astype(np.float64))
+    if worst.size == 0 or worst.max() < half:
+        return np.zeros(a.shape[0], np.int64)
+    if worst.max() < 2.0 ** 62:
+        exact = total.view(np.int64)
+        return ((exact < -(1 << (acc_bits - 1))) | (exact >= (1 << (acc_bits - 1)))).sum(1)
+    approx = _segment_matvec(tile.rows, tile.cols, tile.values.astype(np.float64),
+                             tile.n_rows, a.astype(np.float64), np.float64)
+    approx = approx + tile.bias.astype(np.float64)[None, :]
+    return ((approx < -half) | (approx >= half)).sum(axis=1)
 
 
 def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
@@ -348,6 +374,7 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
     layer_q: list = [None] * n_layers
     layer_inputs: list = [None] * n_layers
     saturation = np.zeros((batch, n_layers), np.int64)
+    wraps = np.zeros((batch, n_layers), np.int64)
     mask = np.uint64((1 << cfg.acc_bits) - 1)
     tile_acc = [] if trace else None
 
@@ -364,9 +391,11 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
             raise ImageDecodeError(
                 f"tile {tile.index}: non-zero activation at j >= n_in ({tile.n_cols}); the "
                 "hardware would read pointers that are not part of the tile")
-        acc = _segment_matvec(tile.rows, tile.cols, tile.values, tile.n_rows,
-                              source[:, :tile.n_cols], np.uint64)
-        acc = wrap((acc + tile.bias.astype(np.uint64)[None, :]) & mask, cfg.acc_bits)
+        a = source[:, :tile.n_cols]
+        total = _segment_matvec(tile.rows, tile.cols, tile.values, tile.n_rows, a, np.uint64)
+        total += tile.bias.astype(np.uint64)[None, :]
+        wraps[:, k] += _count_wraps(tile, a, total, cfg.acc_bits)
+        acc = wrap(total & mask, cfg.acc_bits)
         if trace:
             tile_acc.append(acc)
         y, sat = write_back(acc, desc.shift, desc.relu, cfg)
@@ -382,7 +411,8 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
     q = buffers[src, :, :n_out].copy()
     if image.layers and layer_q and layer_q[-1] is None:
         layer_q[-1] = q.copy()
-    result = GoldenResult(q, dequantize(q, cfg), layer_q, layer_inputs, saturation, tile_acc)
+    result = GoldenResult(q, dequantize(q, cfg), layer_q, layer_inputs, saturation, wraps,
+                          tile_acc)
     if single:
         result.q, result.y = result.q[0], result.y[0]
         if trace:
@@ -390,6 +420,7 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
         result.layer_q = [x[0] if x is not None else None for x in result.layer_q]
         result.layer_inputs = [x[0] if x is not None else None for x in result.layer_inputs]
         result.saturation = result.saturation[0]
+        result.wraps = result.wraps[0]
     return result
 
 

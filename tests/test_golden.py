@@ -105,13 +105,18 @@ def py_wrap(x: int, bits: int) -> int:
     return ((x + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
 
 
-def py_forward(values, biases, shifts, relus, q, config: EIEConfig):
-    """Dense integer reference with Python ints; returns per-layer outputs."""
+def py_forward(values, biases, shifts, relus, q, config: EIEConfig, wraps=None):
+    """Dense integer reference with Python ints; returns per-layer outputs.
+
+    ``wraps`` (a list) receives per layer the number of accumulators that wrapped.
+    """
     outs = []
     a = [int(v) for v in q]
     for w, b, s, r in zip(values, biases, shifts, relus, strict=True):
         w_obj = np.asarray(w, dtype=object)
         acc = w_obj.dot(np.array(a, dtype=object)) + np.asarray(b, dtype=object)
+        if wraps is not None:
+            wraps.append(sum(py_wrap(int(x), config.acc_bits) != x for x in acc))
         a = [py_write_back(py_wrap(int(x), config.acc_bits), s, r, config.act_bits)
              for x in acc]
         outs.append(a)
@@ -181,12 +186,16 @@ def test_accumulator_wraps_modulo_acc_bits():
     out = golden.run(image, q, trace=True)
     assert out.tile_acc[0].shape == (4,)        # out_local 2 x 2 PEs, row 3 is padding
     assert int(out.tile_acc[0][3]) == 0
+    wrapped = 0
     for i in range(3):
         exact = bias[i] + sum(cb[idx[i, j]] * int(q[j]) for j in range(8))
         acc = ((exact + 2**31) % 2**32) - 2**31
         assert acc != exact or i == 2
+        wrapped += acc != exact
         assert int(out.tile_acc[0][i]) == acc
         assert int(out.q[i]) == max(-32768, min(32767, acc))
+    assert out.wraps.tolist() == [wrapped]
+    assert golden.run(image, np.zeros(8, np.int64)).wraps.tolist() == [0]
     # With shift 16 the wrapped accumulator is visible in the result.
     image = hand_image(cfg, [dict(idx=idx, cb=cb, bias=bias, shift=16, relu=False)])
     out = golden.run(image, q)
@@ -203,16 +212,22 @@ def test_wide_accumulator_int64_overflow_path():
                     acc_bits=62)
     rng = np.random.default_rng(5)
     idx = rng.integers(0, 4, size=(5, 16))
+    idx[0] = 1
     big = (1 << 29) - 1
     cb = [0, big, -(1 << 29), big - 12345] + [0] * 12
     image = hand_image(cfg, [dict(idx=idx, cb=cb, bias=None, shift=40, relu=False)])
     q = rng.choice([big, -(1 << 29), 77], size=(3, 16))
+    q[0] = big                      # row 0 of sample 0: 16 * ~2^58 = ~2^62, wraps 62 bits
     out = golden.run(image, q)
     for b in range(3):
+        wrapped = 0
         for i in range(5):
             exact = sum(cb[idx[i, j]] * int(q[b, j]) for j in range(16))
             acc = py_wrap(exact, 62)
+            wrapped += acc != exact
             assert int(out.q[b, i]) == py_write_back(acc, 40, False, 30)
+        assert int(out.wraps[b, 0]) == wrapped
+        assert wrapped or b
 
 
 # ---- decoding hand-built images ---------------------------------------------------------
@@ -299,11 +314,13 @@ def test_run_matches_python_ints_property(n_pes, acc_depth, seed, sizes, density
     q = rng.integers(-32768, 32768, size=(3, sizes[0]))
     out = golden.run(image, q)
     for b in range(3):
+        wraps = []
         expect = py_forward([np.array(L["cb"])[L["idx"]] for L in layers],
                             [L["bias"] or [0] * L["idx"].shape[0] for L in layers],
                             [L["shift"] for L in layers], [L["relu"] for L in layers],
-                            q[b], cfg)
+                            q[b], cfg, wraps)
         assert [x[b].tolist() for x in out.layer_q] == expect
+        assert out.wraps[b].tolist() == wraps
 
 
 def test_image_errors():
@@ -421,7 +438,7 @@ def test_golden_within_bound_of_float_on_digits():
     per_out = golden.error_bound(image, data.x_test, per_output=True)
     error = np.abs(result.y - ref)
     assert bound.shape == (len(data.x_test),)
-    assert np.all(result.saturation == 0)
+    assert np.all(result.saturation == 0) and np.all(result.wraps == 0)
     assert np.all(np.isfinite(bound))
     assert np.all(error <= per_out)
     assert np.all(error.max(axis=1) <= bound)
