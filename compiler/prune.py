@@ -17,7 +17,7 @@ import numpy as np
 from .types import DenseLayer
 
 __all__ = ["magnitude_prune", "balance_prune", "iterative_prune", "apply_masks",
-           "density_schedule"]
+           "density_schedule", "classifier_train_fn"]
 
 
 def _check_density(density: float, name: str = "density") -> float:
@@ -233,3 +233,34 @@ def iterative_prune(layers_or_module, target_density: float, steps: int,
     for layer, name in zip(result, original_names or [], strict=False):
         layer.name = name
     return result
+
+
+def classifier_train_fn(x, y, epochs: int = 5, lr: float = 3e-3, batch_size: int = 64,
+                        seed: int = 0) -> Callable:
+    """A ready ``train_fn`` for :func:`iterative_prune`: masked retraining of a classifier.
+
+    Adam (``lr``), cross-entropy on integer labels ``y``, mini-batches of ``batch_size`` in a
+    seeded order, ``epochs`` passes per prune step, :func:`apply_masks` after every
+    optimiser step. ``x``/``y`` are arrays or tensors (``x`` is cast to float32).
+    """
+    import torch
+
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+
+    def train_fn(module, masks):
+        optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        module.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), batch_size):
+                batch = order[start:start + batch_size]
+                optimiser.zero_grad()
+                loss = torch.nn.functional.cross_entropy(module(x[batch]), y[batch])
+                loss.backward()
+                optimiser.step()
+                apply_masks(module, masks)
+        module.eval()
+
+    return train_fn

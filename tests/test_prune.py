@@ -18,6 +18,7 @@ from compiler.model import layers_to_torch
 from compiler.prune import (
     apply_masks,
     balance_prune,
+    classifier_train_fn,
     density_schedule,
     iterative_prune,
     magnitude_prune,
@@ -233,20 +234,6 @@ def test_apply_masks_handles_torch_prune_reparametrisation():
 
 # ---- digits MLP: load balance costs little accuracy --------------------------------------------
 
-def _retrain(model, x, y, epochs, masks, seed=0):
-    """Masked retraining (eie.digits.train_mlp's loop, plus apply_masks after each step)."""
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-            apply_masks(model, masks)
-
-
 def _accuracy(model, x, y):
     with torch.no_grad():
         return (model(x).argmax(1) == y).float().mean().item()
@@ -262,12 +249,9 @@ def digits_experiment(densities=(0.1,), pe_counts=(4,), steps=3, epochs=5):
     from compiler.compress import compress
 
     data = digits.load_data()
-    x_tr, y_tr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     x_te, y_te = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
     dense = digits.train_mlp(data, hidden=(128,), epochs=10)
-
-    def retrain(module, masks):
-        _retrain(module, x_tr, y_tr, epochs, masks)
+    retrain = classifier_train_fn(data.x_train, data.y_train, epochs=epochs)
 
     def accuracies(layers):
         return (_accuracy(layers_to_torch(layers), x_te, y_te),
