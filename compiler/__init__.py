@@ -9,15 +9,22 @@ from .errors import CapacityError, CompileError, ModelError
 from .huffman import huffman_bits, huffman_report
 from .model import layers_to_torch, load_model
 from .pack import pack, pack_reference, unpack, unpack_values
-from .prune import apply_masks, balance_prune, iterative_prune, magnitude_prune
-from .quantize import finetune_centroids, share_weights, ternarize
+from .prune import (
+    apply_masks,
+    balance_prune,
+    classifier_train_fn,
+    density_schedule,
+    iterative_prune,
+    magnitude_prune,
+)
+from .quantize import finetune_centroids, share_weights, ternarize, weight_grads
 from .types import DenseLayer, QuantLayer
 from .writers import write_image
 
 __all__ = [
     "CapacityError", "CompileError", "Compressed", "DenseLayer", "ModelError", "QuantLayer",
-    "apply_masks", "balance_prune", "compress", "finetune_centroids", "huffman_bits",
+    "apply_masks", "balance_prune", "classifier_train_fn", "compress", "density_schedule", "finetune_centroids", "huffman_bits",
     "huffman_report", "iterative_prune", "layers_to_torch", "load_model",
     "magnitude_prune", "pack", "pack_reference", "share_weights", "ternarize", "unpack",
-    "unpack_values", "write_image",
+    "unpack_values", "weight_grads", "write_image",
 ]

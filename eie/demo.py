@@ -29,7 +29,7 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     import torch
 
     import golden
-    from compiler import compress, iterative_prune, pack, write_image
+    from compiler import classifier_train_fn, compress, iterative_prune, pack, write_image
     from eie import digits
     from eie.image_io import read_image
 
@@ -48,7 +48,8 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     # Deep Compression / ESE flow: load-balance-aware prune-and-retrain, then k-means
     # weight sharing of the pruned model as it is.
     pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
-                             train_fn=digits.retrainer(data), balance=True,
+                             train_fn=classifier_train_fn(data.x_train, data.y_train,
+                                                              epochs=15, lr=1e-3), balance=True,
                              n_pes=config.n_pes)
     compressed = compress(pruned, bits=config.weight_bits)
     small = compressed.to_torch().double()

@@ -65,29 +65,3 @@ def train_mlp(data: DigitsData, hidden=(128, 64), epochs: int = 60, seed: int = 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
-
-def retrainer(data: DigitsData, epochs: int = 15, seed: int = 0, lr: float = 1e-3):
-    """A ``train_fn(module, masks)`` for ``compiler.iterative_prune``: fine-tunes on the
-    training split with the pruning masks held (pruned weights stay exactly zero)."""
-    import torch
-    from torch import nn
-
-    from compiler.prune import apply_masks
-
-    def train_fn(module, masks):
-        optimiser = torch.optim.Adam(module.parameters(), lr=lr)
-        x = torch.from_numpy(data.x_train).to(next(module.parameters()).dtype)
-        y = torch.from_numpy(data.y_train)
-        generator = torch.Generator().manual_seed(seed)
-        module.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=generator)
-            for start in range(0, len(x), 64):
-                batch = order[start:start + 64]
-                optimiser.zero_grad()
-                nn.functional.cross_entropy(module(x[batch]), y[batch]).backward()
-                optimiser.step()
-                apply_masks(module, masks)
-        module.eval()
-
-    return train_fn

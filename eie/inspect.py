@@ -120,7 +120,8 @@ def image_stats(image: PackedImage) -> ImageStats:
     packed = int(words_pe.sum()) * c.word_bits // 8 + fixed
     v = np.concatenate(all_v) if all_v else np.zeros(0, np.int64)
     z = np.concatenate(all_z) if all_z else np.zeros(0, np.int64)
-    hv, hz = huffman_bits(v), huffman_bits(z)
+    hv = huffman_bits(v, symbol_bits=c.weight_bits)
+    hz = huffman_bits(z, symbol_bits=c.index_bits)
     huff = -(-(hv + hz) // 8) + fixed
     stats.totals = dict(dense_bytes=dense, packed_bytes=packed, ratio=dense / max(packed, 1),
                         huffman_v_bits=hv, huffman_z_bits=hz, huffman_bytes=huff,
