@@ -44,9 +44,11 @@ class SpmatRead(wiring.Component):
     word, first entry in the LSBs) is one logical memory stored as two physical banks:
     word ``w`` lives in bank ``w & 1`` at ``w >> 1``.  A column start fetches the word
     holding its first entry and, if the column reaches it, the next word, in the same
-    cycle (one from each bank); afterwards the reader keeps a two-word window and fetches
-    word ``w + 2`` while it emits the last entry of word ``w``, so a long column costs one
-    SRAM word read per ``entries_per_word`` entries.
+    cycle (one from each bank), skipping a word the window already holds; afterwards the
+    reader keeps the two-word window and fetches word ``w + 2`` while it emits the last
+    entry of word ``w``.  So a long column costs one SRAM word read per
+    ``entries_per_word`` entries, and a run of columns that follow each other in memory
+    (the packer's layout) reads each word exactly once.  A host write empties the window.
 
     Timing contract::
 
@@ -155,6 +157,11 @@ class SpmatRead(wiring.Component):
         command = self.i.payload
         # Read-port enables default to 1; the ports must hold the window otherwise.
         m.d.comb += [even_read.en.eq(0), odd_read.en.eq(0)]
+        # Which word each bank's read register holds: a column that starts in words the
+        # window already holds (the common case when columns follow each other in memory)
+        # reads nothing, so every word of a run of consecutive columns is read once.
+        even_tag, odd_tag = Signal.like(even_read.addr), Signal.like(odd_read.addr)
+        even_held, odd_held = Signal(), Signal()
         with m.If(self.i.valid & (command.length != 0)):
             start_word = command.start >> shift
             # Second word of the window only if the column reaches it.
@@ -162,8 +169,10 @@ class SpmatRead(wiring.Component):
             m.d.comb += [
                 odd_read.addr.eq(start_word >> 1),
                 even_read.addr.eq((start_word >> 1) + start_word[0]),
-                odd_read.en.eq(start_word[0] | second),
-                even_read.en.eq(~start_word[0] | second),
+                odd_read.en.eq((start_word[0] | second) &
+                               ~(odd_held & (odd_tag == odd_read.addr))),
+                even_read.en.eq((~start_word[0] | second) &
+                                ~(even_held & (even_tag == even_read.addr))),
             ]
             m.d.sync += [
                 entry_q.eq(command.start),
@@ -179,6 +188,13 @@ class SpmatRead(wiring.Component):
                 m.d.comb += odd_read.en.eq(1)
             with m.Else():
                 m.d.comb += even_read.en.eq(1)
+
+        for port, tag, held in ((even_read, even_tag, even_held),
+                                (odd_read, odd_tag, odd_held)):
+            with m.If(port.en):
+                m.d.sync += [tag.eq(port.addr), held.eq(1)]
+        with m.If(self.host_we):
+            m.d.sync += [even_held.eq(0), odd_held.eq(0)]
 
         for port, bank in ((even_write, 0), (odd_write, 1)):
             m.d.comb += [
