@@ -128,7 +128,8 @@ def parse_stat(text: str) -> dict[str, int]:
 
 def summarize(cells: dict[str, int]) -> dict:
     """Group primitive counts into the Vivado-style categories used in the report."""
-    lut_logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]", t))
+    # INV is a LUT1 in Vivado's count
+    lut_logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]|INV", t))
     lutram_cells = {t: n for t, n in cells.items() if t in LUTRAM_LUTS}
     lut_memory = sum(LUTRAM_LUTS[t] * n for t, n in lutram_cells.items())
     bram36 = cells.get("RAMB36E2", 0)
@@ -145,7 +146,7 @@ def summarize(cells: dict[str, int]) -> dict:
         "ramb18": bram18,
         "bram36": bram36 + bram18 / 2,
         "muxf": sum(n for t, n in cells.items() if t.startswith("MUXF")),
-        "other": {t: n for t, n in cells.items() if t.startswith("$")},
+        "other": {t: n for t, n in cells.items() if t.startswith("$") and t != "$scopeinfo"},
     }
 
 
@@ -175,7 +176,7 @@ def logic_depth(netlist: dict, top: str) -> tuple[int, list[str]]:
         kind = cell["type"]
         if _is_sequential(cell):
             continue
-        weights[name] = (1 if re.fullmatch(r"LUT[1-6]", kind)
+        weights[name] = (1 if re.fullmatch(r"LUT[1-6]|INV", kind)
                          else 4 if kind.startswith("DSP48") else 0)
         directions = cell.get("port_directions", {})
         for port, bits in cell["connections"].items():
@@ -226,7 +227,7 @@ def logic_depth(netlist: dict, top: str) -> tuple[int, list[str]]:
 def _pe_verilog(config: EIEConfig) -> tuple[str, str]:
     from rtl.pe import PE
 
-    return amaranth_verilog.convert(PE(config), name="eie_pe", emit_src=False), "eie_pe"
+    return amaranth_verilog.convert(PE(config=config), name="eie_pe", emit_src=False), "eie_pe"
 
 
 def _array_verilog(config: EIEConfig) -> tuple[str, str]:

@@ -12,7 +12,9 @@ LEDs: 0 heartbeat (about 1.5 Hz at 200 MHz), 1 busy, 2 done, 3 out of reset.
 
 from __future__ import annotations
 
+from amaranth.build import ResourceError
 from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib import io
 
 __all__ = ["BoardTop", "JTAG_AXI_MODULE"]
 
@@ -62,8 +64,9 @@ class BoardTop(Elaboratable):
             status = [heartbeat[-1], core.busy, core.done, ~ResetSignal()]
             for index, value in enumerate(status):
                 try:
-                    led = platform.request("led", index)
-                except Exception:  # a pin file with fewer LEDs: skip the rest
+                    pin = platform.request("led", index, dir="-")
+                except ResourceError:  # a pin file with fewer LEDs: skip the rest
                     break
+                m.submodules[f"led{index}"] = led = io.Buffer("o", pin)
                 m.d.comb += led.o.eq(value)
         return m
