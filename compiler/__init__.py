@@ -23,7 +23,8 @@ from .writers import write_image
 
 __all__ = [
     "CapacityError", "CompileError", "Compressed", "DenseLayer", "ModelError", "QuantLayer",
-    "apply_masks", "balance_prune", "classifier_train_fn", "compress", "density_schedule", "finetune_centroids", "huffman_bits",
+    "apply_masks", "balance_prune", "classifier_train_fn", "compress", "density_schedule",
+    "finetune_centroids", "huffman_bits",
     "huffman_report", "iterative_prune", "layers_to_torch", "load_model",
     "magnitude_prune", "pack", "pack_reference", "share_weights", "ternarize", "unpack",
     "unpack_values", "weight_grads", "write_image",
