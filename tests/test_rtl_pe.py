@@ -16,7 +16,9 @@ from rtl.pe import IDLE_DELAY, PE
 
 CONFIG = EIEConfig(n_pes=2, queue_depth=3, acc_depth=24, act_depth=64, spmat_depth=256,
                    ptr_depth=128, bias_depth=64, max_layers=2, max_tiles=8)
-N = CONFIG.n_pes
+# Narrow relative indices (more padding), 56-bit words, 4 PEs and a one-entry queue.
+NARROW = EIEConfig(n_pes=4, queue_depth=1, index_bits=3, acc_depth=20, act_depth=32,
+                   spmat_depth=256, ptr_depth=128, bias_depth=64, max_layers=2, max_tiles=8)
 
 
 def test_init():
@@ -46,13 +48,13 @@ def test_wrong_parameters():
 
 
 # ---- independent reference ---------------------------------------------------------------
-def reference_layer(layer, w_frac, a):
+def reference_layer(layer, w_frac, a, config):
     """docs/numerics.md with plain Python integers: wrap, shift/round half up, saturate."""
     c = [int(v) for v in np.rint(np.asarray(layer.codebook) * 2.0**w_frac)]
     bias = ([0] * layer.n_out if layer.bias is None else
-            [int(v) for v in np.rint(np.asarray(layer.bias) * 2.0**(CONFIG.act_frac + w_frac))])
-    mod, half_acc = 1 << CONFIG.acc_bits, 1 << (CONFIG.acc_bits - 1)
-    lo, hi = -(1 << (CONFIG.act_bits - 1)), (1 << (CONFIG.act_bits - 1)) - 1
+            [int(v) for v in np.rint(np.asarray(layer.bias) * 2.0**(config.act_frac + w_frac))])
+    mod, half_acc = 1 << config.acc_bits, 1 << (config.acc_bits - 1)
+    lo, hi = -(1 << (config.act_bits - 1)), (1 << (config.act_bits - 1)) - 1
     out = []
     for i in range(layer.n_out):
         acc = bias[i] + sum(c[int(v)] * int(x) for v, x in zip(layer.indices[i], a, strict=True))
@@ -63,15 +65,15 @@ def reference_layer(layer, w_frac, a):
     return out
 
 
-def column_lengths(layer, p, row0, out_local):
+def column_lengths(layer, p, row0, out_local, config):
     """Entries (non-zeros plus padding) of every column in PE p's part of a tile."""
     lengths = []
     for j in range(layer.n_in):
         count, previous = 0, -1
         for r in range(out_local):
-            i = row0 + p + N * r
+            i = row0 + p + config.n_pes * r
             if i < layer.n_out and layer.indices[i, j]:
-                count += 1 + (r - previous - 1) // (CONFIG.max_run + 1)
+                count += 1 + (r - previous - 1) // (config.max_run + 1)
                 previous = r
         lengths.append(count)
     return lengths
@@ -176,17 +178,20 @@ async def host_load(ctx, dut, memories):
     ctx.set(dut.host_we, 0)
 
 
-@pytest.mark.parametrize("pe,load", [(0, "init"), (1, "init"), (1, "host")])
-def test_pe_program(pe, load):
+@pytest.mark.parametrize("config,pe,load", [(CONFIG, 0, "init"), (CONFIG, 1, "init"),
+                                            (CONFIG, 1, "host"), (NARROW, 3, "init")],
+                         ids=["pe0", "pe1", "pe1-host-load", "narrow-pe3"])
+def test_pe_program(config, pe, load):
+    N = config.n_pes
     rng = np.random.default_rng(20 + pe)
     layers = random_layers(rng)
-    image = pack(layers, CONFIG)
+    image = pack(layers, config)
     memories = pe_init(image, pe)
-    dut = PE(config=CONFIG, init=memories if load == "init" else None)
+    dut = PE(config=config, init=memories if load == "init" else None)
     q_in = rng.integers(-2**15, 2**15, layers[0].n_in) * (rng.random(layers[0].n_in) < 0.6)
     q_in[[0, 3, 5, 8]] = [2**15 - 1, 1000, -2**15, 77]
-    hidden = reference_layer(layers[0], image.layers[0].w_frac, q_in)
-    output = reference_layer(layers[1], image.layers[1].w_frac, hidden)
+    hidden = reference_layer(layers[0], image.layers[0].w_frac, q_in, config)
+    output = reference_layer(layers[1], image.layers[1].w_frac, hidden, config)
     bench = PETestbench(dut, random.Random(pe))
     results = {}
 
@@ -194,7 +199,7 @@ def test_pe_program(pe, load):
         if load == "host":
             await host_load(ctx, dut, memories)
         ctx.set(dut.host_we, 1)              # the source activations, through the host port
-        for addr in range(CONFIG.act_depth):
+        for addr in range(config.act_depth):
             j = addr * N + pe
             ctx.set(dut.host_sel, MemSel.ACT0)
             ctx.set(dut.host_addr, addr)
@@ -205,8 +210,8 @@ def test_pe_program(pe, load):
             layer_index = descriptor.slot
             vector = q_in if layer_index == 0 else hidden
             await bench.run_tile(ctx, descriptor, vector, dst_bank=1 - layer_index)
-        results["bank1"] = await bench.read_bank(ctx, 1, CONFIG.act_depth)
-        results["bank0"] = await bench.read_bank(ctx, 0, CONFIG.act_depth)
+        results["bank1"] = await bench.read_bank(ctx, 1, config.act_depth)
+        results["bank0"] = await bench.read_bank(ctx, 0, config.act_depth)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -228,12 +233,12 @@ def test_pe_program(pe, load):
 
     # Pop schedule, cycle-exact: s_m = max(b_m + 1, s_{m-1} + max(len_{m-1}, 1)).
     pops = iter(bench.pops)
-    rows_per_tile = CONFIG.rows_per_tile
+    rows_per_tile = config.rows_per_tile
     for t, descriptor in enumerate(image.program):
         layer = layers[descriptor.slot]
         first_tile = image.layers[descriptor.slot].first_tile
         row0 = (t - first_tile) * rows_per_tile
-        lengths = column_lengths(layer, pe, row0, descriptor.out_local)
+        lengths = column_lengths(layer, pe, row0, descriptor.out_local, config)
         vector = q_in if descriptor.slot == 0 else hidden
         columns = [j for j, a in enumerate(vector) if a != 0]
         transfers = bench.transfers[t]
@@ -253,7 +258,7 @@ def test_pe_program(pe, load):
     assert len(set(hidden)) > 10 and len(set(output)) > 10
     print(f"pe {pe}: {bench.cycle} cycles, {len(bench.pops)} pops, {bench.stalls} stalls, "
           f"hidden {hidden[:6]}, output {output[:6]}")
-    assert max(column_lengths(layers[0], pe, 0, CONFIG.acc_depth)) > 16
+    assert max(column_lengths(layers[0], pe, 0, config.acc_depth, config)) > 16
 
 
 def test_pe_fixed_latencies():
