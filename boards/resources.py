@@ -369,7 +369,13 @@ def format_report(result: dict) -> str:
     for n, r in result["projection"].items():
         lines.append(_row(f"array N={n} (projected)", r, share=True))
     lines.append(_row("XCKU060 capacity", {**result["ku060"]}))
-    lines.append(_row("ESE paper, as recalled; unconfirmed", result["ese"], share=True))
+    lines.append(_row("ESE (recalled, unconfirmed)", result["ese"], share=True))
+    lines.append("ESE row: ESE paper, as recalled; unconfirmed (32 channels x 32 PEs, LSTM).")
+    paper = EIEConfig.paper()
+    lines.append(f"EIE paper sizes (EIEConfig.paper()): {bram36_estimate(paper, 'pe'):.1f} "
+                 f"BRAM36 per PE from memory shapes; x {paper.n_pes} PEs = "
+                 f"{bram36_estimate(paper, 'array'):.0f} BRAM36 "
+                 f"({100 * bram36_estimate(paper, 'array') / KU060['bram36']:.0f}% of KU060).")
     lines += _notes([pe, *result["arrays"].values()])
     return "\n".join(lines) + "\n"
 
