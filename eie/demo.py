@@ -68,7 +68,8 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     results["max_error"] = float(error.max())
     results["within_bound"] = bool(np.all(error <= bound[:, None] if bound.ndim == 1
                                           else error <= bound))
-    cyc = [golden.cycles(image, q) for q in q_in[:DEMO_RTL_SAMPLES]]
+    tiles = golden.decode_program(image)
+    cyc = [golden.cycles(image, q, tiles=tiles) for q in q_in[:DEMO_RTL_SAMPLES]]
 
     _say(report, "# eie demo: digits MLP on a "
          f"{config.n_pes}-PE EIE (queue depth {config.queue_depth})")
@@ -102,21 +103,22 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
 def _cycles_table(report, image, cyc, rtl_cycles) -> None:
     _say(report)
     _say(report, f"## Cycles (first {len(cyc)} test samples, mean per sample)")
-    head = "| layer | model cycles | ideal | load-balance efficiency |"
+    head = "| layer | model cycles | compute | ideal | load-balance efficiency |"
     if rtl_cycles is not None:
         head += " RTL cycles |"
     _say(report, head)
-    _say(report, "|---|---|---|---|" + ("---|" if rtl_cycles is not None else ""))
+    _say(report, "|---|---|---|---|---|" + ("---|" if rtl_cycles is not None else ""))
     for k, layer in enumerate(image.layers):
         model_c = np.mean([c.layers[k].cycles for c in cyc])
         ideal = np.mean([c.layers[k].ideal for c in cyc])
+        compute = np.mean([c.layers[k].compute for c in cyc])
         eff = np.mean([c.layers[k].efficiency for c in cyc])
-        row = f"| {layer.name} | {model_c:.1f} | {ideal:.1f} | {eff:.3f} |"
+        row = f"| {layer.name} | {model_c:.1f} | {compute:.1f} | {ideal:.1f} | {eff:.3f} |"
         if rtl_cycles is not None:
             row += f" {np.mean(rtl_cycles[:, k]):.1f} |"
         _say(report, row)
     total = np.mean([c.total for c in cyc])
-    _say(report, f"| total | {total:.1f} | | |" + (
+    _say(report, f"| total | {total:.1f} | | | |" + (
         f" {np.mean(rtl_cycles.sum(axis=1)):.1f} |" if rtl_cycles is not None else ""))
 
 

@@ -66,7 +66,8 @@ def golden_file(image_dir, input_path, output_path) -> dict:
     batch = np.atleast_2d(x)
     q_in = golden.quantize_input(batch, image.config)
     result = golden.run(image, q_in)
-    cycles = [golden.cycles(image, q) for q in _progress(q_in, "cycle model")]
+    tiles = golden.decode_program(image)
+    cycles = [golden.cycles(image, q, tiles=tiles) for q in _progress(q_in, "cycle model")]
     per_layer = np.array([[layer.cycles for layer in c.layers] for c in cycles], np.int64)
     out = {
         "y": result.y.reshape(x.shape[:-1] + (image.n_out,)),
