@@ -58,10 +58,11 @@ class PE(wiring.Component):
     - ``wb_en``: activation ``act[dst_bank][out_base + wb_row]`` written at the end of
       ``t + 2`` (``dst_bank`` is sampled in ``t``; ``tile`` must be stable).
     - ``idle``: high in cycle ``t`` iff in each of the cycles ``t - IDLE_DELAY .. t``
-      the queue was empty, no broadcast was accepted and the PE could pop (i.e. the
-      cycle is at or after ``s_last + max(len_last, 1)``).  After the last broadcast,
-      ``idle`` rises exactly ``IDLE_DELAY`` (5) cycles after that, when every
-      accumulator write has completed.
+      the queue was empty at the start of the cycle and the PE could pop (the cycle is
+      at or after ``s_last + max(len_last, 1)``).  After the last broadcast it rises
+      exactly in cycle ``s_last + max(len_last, 1) + IDLE_DELAY`` (``IDLE_DELAY = 5``),
+      when every accumulator write has completed.  It depends on registered state only
+      (no combinational path from any input).
     - ``scan_data``: 1-cycle synchronous read.
     - host writes take effect at the end of their cycle.
 
@@ -220,7 +221,9 @@ class PE(wiring.Component):
         wiring.connect(m, spmat.o, arith.i)
 
         # ---- idle: IDLE_DELAY + 1 consecutive free cycles ----------------------------
-        free = (queue.level == 0) & ~(self.act_in.valid & self.act_in.ready) & can_pop
+        # A broadcast accepted in cycle b makes the level non-zero in b + 1, so the input
+        # transfer itself need not be looked at: idle stays a function of registers.
+        free = (queue.level == 0) & can_pop
         free_count = Signal(range(IDLE_DELAY + 1))
         with m.If(~free):
             m.d.sync += free_count.eq(0)

@@ -314,3 +314,28 @@ def test_pe_fixed_latencies():
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
+
+
+def test_idle_after_reset_and_first_broadcast():
+    # Column 0 of this PE has no entries (all pointers 0): d = 1.
+    dut = PE(config=CONFIG)
+
+    async def testbench(ctx):
+        for cycle in range(IDLE_DELAY + 2):
+            assert ctx.get(dut.idle) == (cycle >= IDLE_DELAY), cycle
+            await ctx.tick()
+        ctx.set(dut.act_in.valid, 1)                 # accepted in cycle b
+        ctx.set(dut.act_in.payload, {"value": 3, "index": 0})
+        assert ctx.get(dut.act_in.ready) == 1
+        assert ctx.get(dut.idle) == 1                # registered: not affected by valid
+        await ctx.tick()
+        ctx.set(dut.act_in.valid, 0)
+        for k in range(1, IDLE_DELAY + 4):
+            # popped in b + 1 (level 1, not free), free again from b + 2 = s + d
+            assert ctx.get(dut.idle) == (k >= 2 + IDLE_DELAY), k
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
