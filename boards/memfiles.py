@@ -16,8 +16,9 @@ import re
 __all__ = ["extract_inits", "MemoryInit"]
 
 _MODULE = re.compile(r"^\s*module\s+(\\\S+\s|[\w$]+)")
-_REG = re.compile(r"^(\s*)reg\s+(?:\[(\d+):0\]\s+)?(\\\S+\s|[\w$]+)\s*\[(\d+):(\d+)\];\s*$")
-_WORD = re.compile(r"^\s*(\\\S+\s|[\w$]+)\s*\[(\d+)\]\s*=\s*(\d+)'([hb])([0-9a-fA-FxXzZ_]+);\s*$")
+_REG = re.compile(r"^(\s*)reg\s+(?:signed\s+)?(?:\[(\d+):0\]\s+)?"
+                  r"(\\\S+\s|[\w$]+)\s*\[(\d+):(\d+)\];\s*$")
+_WORD = re.compile(r"^\s*(\\\S+\s|[\w$]+)\s*\[(\d+)\]\s*=\s*(\d+)'([hbd])([0-9a-fA-FxXzZ_]+);\s*$")
 
 
 class MemoryInit:
@@ -49,16 +50,19 @@ def _parse_word(base: str, digits: str) -> int:
     digits = digits.replace("_", "")
     # Undefined bits (x/z) have no defined value; block RAM powers up as 0.
     digits = re.sub(r"[xXzZ]", "0", digits)
-    return int(digits, 16 if base == "h" else 2)
+    return int(digits, {"h": 16, "b": 2, "d": 10}[base])
 
 
-def extract_inits(verilog: str, *, prefix: str = "init") -> tuple[str, list[MemoryInit]]:
+def extract_inits(verilog: str, *, prefix: str = "init",
+                  keep_zero: bool = True) -> tuple[str, list[MemoryInit]]:
     """Rewrite memory ``initial`` blocks of ``verilog`` as ``$readmemh`` calls.
 
     Parameters
     ----------
     verilog : Verilog text written by Amaranth/Yosys.
     prefix : file-name prefix; files are ``<prefix>_<module>_<memory>.mem``.
+    keep_zero : also give all-zero memories a file (so their contents can be swapped);
+        when False their ``initial`` block is dropped (block RAM powers up at zero).
 
     Returns
     -------
@@ -98,6 +102,10 @@ def extract_inits(verilog: str, *, prefix: str = "init") -> tuple[str, list[Memo
                 words[address] = _parse_word(word.group(4), word.group(5))
                 seen.add(address)
                 j += 1
+            if ok and j < len(lines) and seen and not keep_zero and not any(words):
+                out.append(line)
+                i = j + 1
+                continue
             if ok and j < len(lines) and seen:
                 base = f"{prefix}_{_clean(module)}_{_clean(name)}"
                 filename, n = f"{base}.mem", 1

@@ -92,8 +92,13 @@ def _board_xdc(platform) -> str:
     period = 1e9 / platform.clock_hz
     clock_port = _clock_port_name(platform)
     lines.append(f"create_clock -name sys_clk -period {period:.3f} [get_ports {{{clock_port}}}]")
-    # The reset button is asynchronous to the clock; the ResetSynchronizer handles it.
-    lines.append("set_false_path -from [get_ports {rst_0__io}]")
+    # The reset button is asynchronous to the clock; Amaranth's ResetSynchronizer marks
+    # its first stage (amaranth.vivado.false_path), as in Amaranth's own Vivado script.
+    ports = [port for port, _pin, _attrs in platform.iter_port_constraints_bits()]
+    if "rst_0__io" in ports:
+        lines.append("set_false_path -from [get_ports {rst_0__io}]")
+    lines.append("set_false_path -to [get_cells -quiet -hier "
+                 "-filter {amaranth.vivado.false_path == \"TRUE\"}]")
     lines.append("set_property CONFIG_VOLTAGE 1.8 [current_design]")
     lines.append("set_property CFGBVS GND [current_design]")
     return "\n".join(lines) + "\n"
@@ -236,7 +241,7 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
         d.mkdir(parents=True, exist_ok=True)
 
     board_v, board_xdc = _board_files(config, image, platform)
-    board_v, board_inits = extract_inits(board_v, prefix="board")
+    board_v, board_inits = extract_inits(board_v, prefix="board", keep_zero=image is not None)
     (src / f"{BOARD_TOP}.v").write_text(board_v)
     for init in board_inits:
         (src / init.filename).write_text(init.text())
