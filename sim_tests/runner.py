@@ -28,6 +28,8 @@ __all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUIL
 SIM_BUILD = Path(__file__).resolve().parent.parent / "sim_build"
 TOPLEVEL = "eie_top"
 JOB_ENV = "EIE_SIM_JOB"
+#: Extra Verilator arguments of every build.
+BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast")
 
 
 def verilator_env() -> dict[str, str]:
@@ -51,10 +53,33 @@ def verilator_env() -> dict[str, str]:
     return env
 
 
+_CONTROL_FILE = """`verilator_config
+// Only the top's ports need VPI access; keeping the hierarchy private lets Verilator
+// optimise it (a fraction of the C++ to compile compared with --public-flat-rw).
+public_flat_rw -module "{top}" -var "*"
+"""
+
+
+def _verilator_runner():
+    """cocotb's Verilator runner with ``--public-flat-rw`` replaced by a control file that
+    makes only the top-level ports public (see :data:`_CONTROL_FILE`)."""
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return _Runner()
+
+
 def _design_hash(config: EIEConfig, waves: str | None) -> str:
     """Key of one build: the config and the RTL sources (so edits to rtl/ rebuild)."""
     h = hashlib.sha256(repr(sorted(config.to_dict().items())).encode())
     h.update(str(waves).encode())
+    h.update(_CONTROL_FILE.encode())
+    h.update(repr(BUILD_ARGS).encode())
     rtl = Path(__file__).resolve().parent.parent / "rtl"
     for path in sorted(rtl.glob("*.py")):
         h.update(path.name.encode())
@@ -75,8 +100,6 @@ def build(config: EIEConfig, *, build_dir=None, waves=None) -> Path:
     hash of the config and of ``rtl/*.py`` skips the build when nothing changed; a file lock
     makes concurrent callers (pytest-xdist workers) wait for one build.
     """
-    from cocotb_tools.runner import get_runner
-
     from rtl.verilog import generate
 
     kind = _wave_kind(waves)
@@ -92,12 +115,14 @@ def build(config: EIEConfig, *, build_dir=None, waves=None) -> Path:
         verilator_env()
         stamp.unlink(missing_ok=True)
         sources = generate(config, out / "rtl", name=TOPLEVEL)
-        runner = get_runner("verilator")
-        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast"]
+        control = out / "rtl" / "public.vlt"
+        control.write_text(_CONTROL_FILE.format(top=TOPLEVEL))
+        runner = _verilator_runner()
+        build_args = list(BUILD_ARGS)
         if kind == "fst":
             build_args.append("--trace-fst")
         runner.build(
-            sources=[str(sources[0])], hdl_toplevel=TOPLEVEL, build_dir=out,
+            sources=[str(control), str(sources[0])], hdl_toplevel=TOPLEVEL, build_dir=out,
             timescale=("1ns", "1ps"), build_args=build_args, waves=kind is not None,
             log_file=out / "build.log")
         stamp.write_text(key)

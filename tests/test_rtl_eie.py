@@ -26,14 +26,14 @@ class StandInPE(wiring.Component):
     """Stand-in with the PE ports: pops one broadcast per cycle and sums the values.
 
     Write-back of row ``r`` stores ``(sum of popped values + r)`` truncated to ``act_bits``;
-    preload clears the sum. ``idle`` = queue empty (IDLE_LATENCY = 0), write-back lands
-    one cycle after ``wb_en`` (WB_LATENCY = 1).
+    preload clears the sum. ``idle`` = queue empty (IDLE_DELAY = 0), write-back lands
+    one cycle after ``wb_en`` (WRITEBACK_LATENCY = 1).
     """
 
-    IDLE_LATENCY = 0
-    WB_LATENCY = 1
+    IDLE_DELAY = 0
+    WRITEBACK_LATENCY = 1
 
-    def __init__(self, config, *, init=None):
+    def __init__(self, *, config, init=None):
         self._config = config
         c = config
         super().__init__({
@@ -214,7 +214,9 @@ def test_run_standin(seed):
     x += [0] * (n * cfg.act_depth - len(x))
     want_out, want_layers, _ = model_run(cfg, program, x)
     dut = EIE(cfg, pe_class=StandInPE)
-    pre, post = 2, dut.drain_cycles + 1 + dut.post_cycles
+    p = dut.pipeline
+    pre, post = p["PRE"], p["DRAIN"] + p["POST"]
+    assert p == {"START": 0, "PRE": 2, "DRAIN": 1, "POST": 1}
 
     async def tb(ctx):
         host = HostModel(ctx, dut, rng, idle=0.3)
