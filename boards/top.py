@@ -47,13 +47,14 @@ class BoardTop(Elaboratable):
             m.submodules.jtag_axi = Instance(
                 JTAG_AXI_MODULE,
                 i_aclk=ClockSignal(), i_aresetn=~ResetSignal(),
-                o_m_axi_awaddr=awaddr, o_m_axi_awprot=bus.awprot,
+                # awprot/arprot are left unconnected: AxiHost ignores them.
+                o_m_axi_awaddr=awaddr,
                 o_m_axi_awvalid=bus.awvalid, i_m_axi_awready=bus.awready,
                 o_m_axi_wdata=bus.wdata, o_m_axi_wstrb=bus.wstrb,
                 o_m_axi_wvalid=bus.wvalid, i_m_axi_wready=bus.wready,
                 i_m_axi_bresp=bus.bresp, i_m_axi_bvalid=bus.bvalid,
                 o_m_axi_bready=bus.bready,
-                o_m_axi_araddr=araddr, o_m_axi_arprot=bus.arprot,
+                o_m_axi_araddr=araddr,
                 o_m_axi_arvalid=bus.arvalid, i_m_axi_arready=bus.arready,
                 i_m_axi_rdata=bus.rdata, i_m_axi_rresp=bus.rresp,
                 i_m_axi_rvalid=bus.rvalid, o_m_axi_rready=bus.rready,
