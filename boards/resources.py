@@ -368,6 +368,12 @@ def format_report(result: dict) -> str:
         lines.append(f"  {k:<10} per PE {f['per_pe']:>10,.1f}   fixed {f['fixed']:>10,.1f}")
     for n, r in result["projection"].items():
         lines.append(_row(f"array N={n} (projected)", r, share=True))
+    fits = {k: (KU060[k] - result["fit"][k]["fixed"]) / result["fit"][k]["per_pe"]
+            for k in ("lut", "ff", "dsp", "bram36") if result["fit"][k]["per_pe"] > 0}
+    if fits:
+        bound = min(fits, key=fits.get)
+        lines.append("PEs that fit the KU060 by resource: " + ", ".join(
+            f"{k.upper()} {v:,.0f}" for k, v in fits.items()) + f" -> {bound.upper()}-bound")
     lines.append(_row("XCKU060 capacity", {**result["ku060"]}))
     lines.append(_row("ESE (recalled, unconfirmed)", result["ese"], share=True))
     lines.append("ESE row: ESE paper, as recalled; unconfirmed (32 channels x 32 PEs, LSTM).")
@@ -395,4 +401,7 @@ def _notes(results) -> list[str]:
         notes.append(f"{r['top']} N={r['n_pes']}: {r['lut_memory']} LUT as memory, "
                      f"BRAM36 {r['bram36']:.1f} (from memory shapes: "
                      f"{r['bram36_expected']:.1f}), dir {r['dir']}")
+        if r.get("depth_path"):
+            notes.append(f"  deepest path ({r['depth']} LUT levels): "
+                         + " > ".join(r["depth_path"]))
     return notes

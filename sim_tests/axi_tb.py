@@ -186,6 +186,10 @@ async def run_axi_job(dut, job) -> dict:
     # WDATA_HI / HOST_ADDR read back what was written
     await tb.write_reg(AxiReg.HOST_ADDR, 0x1234_5678)
     assert await tb.read_reg(AxiReg.HOST_ADDR) == 0x1234_5678
+    await tb.write_reg(AxiReg.WDATA_HI, 0xCAFE_F00D)
+    assert await tb.read_reg(AxiReg.WDATA_HI) == 0xCAFE_F00D
+    await tb.write_reg(AxiReg.WDATA_HI, 0)
+    assert await tb.read_reg(0x0FFC) == 0  # unmapped
     tb.host_addr = None
     results = []
     previous = None

@@ -226,3 +226,32 @@ def test_run_without_vivado_raises_after_writing(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="vivado is not on PATH"):
         write_project(tmp_path / "p", SMALL, run=True)
     assert (tmp_path / "p/build.tcl").is_file()
+
+
+JTAG_AXI_STUB = """module jtag_axi_0(input aclk, input aresetn,
+  output [31:0] m_axi_awaddr, output m_axi_awvalid, input m_axi_awready,
+  output [31:0] m_axi_wdata, output [3:0] m_axi_wstrb, output m_axi_wvalid,
+  input m_axi_wready, input [1:0] m_axi_bresp, input m_axi_bvalid, output m_axi_bready,
+  output [31:0] m_axi_araddr, output m_axi_arvalid, input m_axi_arready,
+  input [31:0] m_axi_rdata, input [1:0] m_axi_rresp, input m_axi_rvalid,
+  output m_axi_rready);
+endmodule
+"""
+
+
+def test_project_verilog_elaborates_with_its_memory_files(project, tmp_path):
+    """Yosys reads both tops with their $readmemh files (a missing or short file is an
+    error) against the Xilinx primitive library and a port-exact jtag_axi_0 stub."""
+    import subprocess
+
+    from boards.resources import _yosys_command
+
+    out, _ = project
+    (out / "src" / "jtag_axi_stub.v").write_text(JTAG_AXI_STUB)
+    script = ("read_verilog -lib +/xilinx/cells_sim.v +/xilinx/cells_xtra.v; "
+              "read_verilog jtag_axi_stub.v eie_ku060.v; hierarchy -check -top eie_ku060; "
+              "proc; design -reset; read_verilog eie_core.v; hierarchy -check -top eie_core; "
+              "proc")
+    result = subprocess.run(_yosys_command() + ["-q", "-p", script], cwd=out / "src",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -121,3 +121,30 @@ def test_one_pe_infers_bram_and_dsp(tmp_path):
     assert (tmp_path / "pe_n2" / "stat.txt").is_file()
     # the PE does not depend on n_pes except through the activation index width
     assert dataclasses.replace(SMALL, n_pes=3).spmat_depth == SMALL.spmat_depth
+
+
+def test_all_fits_and_projects_linearly(monkeypatch, tmp_path):
+    """The projection is fixed + per_pe * N through the two measured sizes (fake synthesis
+    with known per-PE and fixed costs)."""
+    import boards.resources as res
+
+    def fake_run(config, top, work_dir):
+        n = config.n_pes
+        base = {"lut": 700 * n + 400, "ff": 300 * n + 600, "carry": 70 * n, "dsp": n,
+                "bram36": 6.5 * n, "lut_memory": 90 * n + 40}
+        if top == "pe":
+            base = {k: v / n for k, v in base.items()}
+        return {"top": top, "n_pes": n, **base, "depth": 5, "depth_path": ["LUT6"],
+                "bram36_expected": 7.0, "dir": str(work_dir), "cells": {}}
+
+    monkeypatch.setattr(res, "_run", fake_run)
+    result = res.estimate(EIEConfig(n_pes=4), top="all", out_dir=tmp_path, sizes=(2, 4),
+                          project=(64,))
+    assert result["fit"]["lut"] == {"per_pe": 700, "fixed": 400}
+    assert result["fit"]["bram36"] == {"per_pe": 6.5, "fixed": 0}
+    assert result["projection"][64]["ff"] == 300 * 64 + 600
+    text = format_report(result)
+    assert "ESE paper, as recalled; unconfirmed" in text
+    # BRAM: 1080 / 6.5 = 166 PEs, the tightest of the four -> BRAM36-bound
+    assert "BRAM36 166" in text and "BRAM36-bound" in text
+    assert "array N=64 (projected)" in text
