@@ -18,16 +18,17 @@ mapped directly at ``0x1000 + 4*word``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig
 
-from .common import check_config
+from .common import MemSel, check_config
 from .eie import EIE, Reg, Region, host_address
 
-__all__ = ["AxiHost", "AXI4LiteSignature", "AxiReg", "AXI_ID", "REGS_WINDOW"]
+__all__ = ["AxiHost", "AXI4LiteSignature", "AXI4StreamSignature", "AxiReg", "AXI_ID",
+           "REGS_WINDOW"]
 
 #: Value of the ``ID`` register: ASCII "EIE1".
 AXI_ID = 0x45494531
@@ -46,6 +47,9 @@ class AxiReg:
     DATA_LO = 0x14
     WDATA_HI = 0x18
     RDATA_HI = 0x1C
+    STREAM_CTRL = 0x20  # streams=True only: bit0 accept s_axis, bit1 start after tlast
+    OUT_COUNT = 0x24    # activations m_axis sends after each run (0: none)
+    OUT_BANK = 0x28     # activation buffer (0/1) m_axis reads (PackedImage.output_bank)
 
 
 class AXI4LiteSignature(wiring.Signature):
@@ -73,6 +77,14 @@ class AXI4LiteSignature(wiring.Signature):
         return self._addr_width
 
 
+class AXI4StreamSignature(wiring.Signature):
+    """AXI4-Stream with 32-bit ``tdata`` and ``tlast``, from the transmitter's side."""
+
+    def __init__(self):
+        super().__init__({"tdata": Out(32), "tlast": Out(1), "tvalid": Out(1),
+                          "tready": In(1)})
+
+
 class AxiHost(wiring.Component):
     """The EIE array behind an AXI4-Lite subordinate port.
 
@@ -93,6 +105,9 @@ class AxiHost(wiring.Component):
         AXI address width (default 16; the map needs 13).
     pe_class : type, optional
         Passed to :class:`rtl.eie.EIE` (test stand-ins).
+    streams : bool
+        Add the AXI4-Stream activation ports ``s_axis``/``m_axis`` (docs/register-map.md,
+        "AXI4-Stream activations").
 
     Members
     -------
@@ -102,17 +117,30 @@ class AxiHost(wiring.Component):
         The array is running.
     done : Out(1)
         The last run has completed.
+    s_axis : In(AXI4StreamSignature()), only with ``streams``
+        Input activations, one per beat (``tdata[act_bits-1:0]``), in index order
+        ``j = 0, 1, ...`` into buffer 0; ``tlast`` ends the vector (and starts a run when
+        ``STREAM_CTRL`` bit 1 is set). Accepted only while the array is idle.
+    m_axis : Out(AXI4StreamSignature()), only with ``streams``
+        After every run, ``OUT_COUNT`` output activations of buffer ``OUT_BANK`` in index
+        order, sign-extended to 32 bits, ``tlast`` on the last.
     """
 
-    def __init__(self, config: EIEConfig, *, image=None, addr_width: int = 16, pe_class=None):
+    def __init__(self, config: EIEConfig, *, image=None, addr_width: int = 16, pe_class=None,
+                 streams: bool = False):
         self._config = check_config(config)
         self._image = image
         self._pe_class = pe_class
-        super().__init__({
+        self._streams = bool(streams)
+        members = {
             "s_axil": In(AXI4LiteSignature(addr_width)),
             "busy": Out(1),
             "done": Out(1),
-        })
+        }
+        if self._streams:
+            members["s_axis"] = In(AXI4StreamSignature())
+            members["m_axis"] = Out(AXI4StreamSignature())
+        super().__init__(members)
 
     @property
     def config(self) -> EIEConfig:
@@ -136,13 +164,18 @@ class AxiHost(wiring.Component):
         m.d.comb += [bus.bvalid.eq(bvalid), bus.bresp.eq(0), bus.rvalid.eq(rvalid),
                      bus.rresp.eq(0), bus.rdata.eq(rdata)]
 
-        idle = ~bvalid & ~rvalid & ~wait_read
+        # A stream read shares the array's rvalid: no AXI-Lite read while one is pending.
+        out_pending = Signal(name="out_pending_q")
+        idle = ~bvalid & ~rvalid & ~wait_read & ~out_pending
         do_write = idle & bus.awvalid & bus.wvalid
         do_read = idle & ~do_write & bus.arvalid
         m.d.comb += [bus.awready.eq(do_write), bus.wready.eq(do_write),
                      bus.arready.eq(do_read)]
 
         regs_base = host_address(Region.REGS, 0)
+        stream_ctrl = Signal(2, name="stream_ctrl_q")
+        out_count = Signal(32, name="out_count_q")
+        out_bank = Signal(name="out_bank_q")
 
         # ---- writes --------------------------------------------------------------------
         waddr = bus.awaddr
@@ -166,6 +199,13 @@ class AxiHost(wiring.Component):
                         m.d.sync += host_addr.eq(host_addr + 1)
                     with m.Case(AxiReg.WDATA_HI >> 2):
                         m.d.sync += wdata_hi.eq(bus.wdata)
+                    if self._streams:
+                        with m.Case(AxiReg.STREAM_CTRL >> 2):
+                            m.d.sync += stream_ctrl.eq(bus.wdata[:2])
+                        with m.Case(AxiReg.OUT_COUNT >> 2):
+                            m.d.sync += out_count.eq(bus.wdata)
+                        with m.Case(AxiReg.OUT_BANK >> 2):
+                            m.d.sync += out_bank.eq(bus.wdata[0])
         with m.If(bvalid & bus.bready):
             m.d.sync += bvalid.eq(0)
 
@@ -194,6 +234,13 @@ class AxiHost(wiring.Component):
                         m.d.sync += [rdata.eq(wdata_hi), rvalid.eq(1)]
                     with m.Case(AxiReg.RDATA_HI >> 2):
                         m.d.sync += [rdata.eq(rdata_hi), rvalid.eq(1)]
+                    if self._streams:
+                        with m.Case(AxiReg.STREAM_CTRL >> 2):
+                            m.d.sync += [rdata.eq(stream_ctrl), rvalid.eq(1)]
+                        with m.Case(AxiReg.OUT_COUNT >> 2):
+                            m.d.sync += [rdata.eq(out_count), rvalid.eq(1)]
+                        with m.Case(AxiReg.OUT_BANK >> 2):
+                            m.d.sync += [rdata.eq(out_bank), rvalid.eq(1)]
                     with m.Default():
                         m.d.sync += [rdata.eq(0), rvalid.eq(1)]
         with m.If(wait_read & host.rvalid):
@@ -201,4 +248,78 @@ class AxiHost(wiring.Component):
                          wait_read.eq(0), rvalid.eq(1)]
         with m.If(rvalid & bus.rready):
             m.d.sync += rvalid.eq(0)
+
+        if self._streams:
+            self._elaborate_streams(m, eie, lite_port=do_write | do_read | wait_read,
+                                    out_pending=out_pending, stream_ctrl=stream_ctrl,
+                                    out_count=out_count, out_bank=out_bank)
         return m
+
+    def _elaborate_streams(self, m, eie, *, lite_port, out_pending, stream_ctrl, out_count,
+                           out_bank):
+        """AXI4-Stream activations. The array has one host port: an AXI-Lite access owns
+        it in its accept cycle (and while its read is pending); the input stream, the
+        auto-start strobe and the output reads use the cycles left over, in that order."""
+        cfg = self._config
+        n = cfg.n_pes
+        host = eie.host
+        s_axis, m_axis = self.s_axis, self.m_axis
+        act_addr_bits = 17
+
+        def pe_address(pe, row, sel):
+            """Array word address of ``row`` in memory ``sel`` of PE ``pe``."""
+            return Cat(row, sel, pe, Const(0, 8 - len(pe)), Const(Region.PE.value, 4))
+
+        # ---- input: activation j -> PE j mod N, word j div N of buffer 0 ------------------
+        in_pe = Signal(range(n), name="in_pe_q")
+        in_row = Signal(act_addr_bits, name="in_row_q")
+        start_pending = Signal(name="start_pending_q")
+        in_fire = Signal(name="in_fire")
+        m.d.comb += [s_axis.tready.eq(stream_ctrl[0] & ~eie.busy & ~lite_port & ~start_pending),
+                     in_fire.eq(s_axis.tvalid & s_axis.tready)]
+        with m.If(in_fire):
+            m.d.comb += [host.write.eq(1),
+                         host.addr.eq(pe_address(in_pe, in_row, Const(MemSel.ACT0.value, 3))),
+                         host.wdata.eq(s_axis.tdata.as_signed())]
+            with m.If(s_axis.tlast):
+                m.d.sync += [in_pe.eq(0), in_row.eq(0), start_pending.eq(stream_ctrl[1])]
+            with m.Elif(in_pe == n - 1):
+                m.d.sync += [in_pe.eq(0), in_row.eq(in_row + 1)]
+            with m.Else():
+                m.d.sync += in_pe.eq(in_pe + 1)
+        with m.Elif(start_pending & ~lite_port):
+            m.d.comb += [host.write.eq(1),
+                         host.addr.eq(host_address(Region.REGS, Reg.CTRL_STATUS)),
+                         host.wdata.eq(1)]
+            m.d.sync += start_pending.eq(0)
+
+        # ---- output: after each run, OUT_COUNT activations of buffer OUT_BANK ------------
+        out_pe = Signal(range(n), name="out_pe_q")
+        out_row = Signal(act_addr_bits, name="out_row_q")
+        out_left = Signal(32, name="out_left_q")
+        out_valid = Signal(name="out_valid_q")
+        out_data = Signal(32, name="out_data_q")
+        out_last = Signal(name="out_last_q")
+        done_q = Signal(name="done_q")
+        m.d.sync += done_q.eq(eie.done)
+        m.d.comb += [m_axis.tvalid.eq(out_valid), m_axis.tdata.eq(out_data),
+                     m_axis.tlast.eq(out_last)]
+        with m.If(eie.done & ~done_q):
+            m.d.sync += [out_left.eq(out_count), out_pe.eq(0), out_row.eq(0)]
+        issue = (out_left != 0) & ~out_pending & ~out_valid & ~eie.busy & ~lite_port \
+            & ~in_fire & ~start_pending
+        with m.If(issue):
+            m.d.comb += [host.read.eq(1),
+                         host.addr.eq(pe_address(out_pe, out_row,
+                                                 Mux(out_bank, MemSel.ACT1.value,
+                                                     MemSel.ACT0.value)[:3]))]
+            m.d.sync += [out_pending.eq(1), out_left.eq(out_left - 1),
+                         out_last.eq(out_left == 1)]
+            with m.If(out_pe == n - 1):
+                m.d.sync += [out_pe.eq(0), out_row.eq(out_row + 1)]
+            with m.Else():
+                m.d.sync += out_pe.eq(out_pe + 1)
+        with m.If(out_pending & host.rvalid):
+            m.d.sync += [out_pending.eq(0), out_valid.eq(1), out_data.eq(host.rdata[:32])]
+        with m.If(out_valid & m_axis.tready):
+            m.d.sync += out_valid.eq(0)

@@ -18,7 +18,14 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+from cocotbext.axi import (
+    AxiLiteBus,
+    AxiLiteMaster,
+    AxiStreamBus,
+    AxiStreamFrame,
+    AxiStreamSink,
+    AxiStreamSource,
+)
 
 from rtl.axi_host import AXI_ID, REGS_WINDOW, AxiReg
 from rtl.common import MemSel
@@ -94,6 +101,15 @@ class AxiTB:
                 channel.set_pause_generator(_pause(random.Random(rng.random()), stall))
         self.host_addr = None  # mirror of HOST_ADDR (auto-increment), None = unknown
         self.wdata_hi = 0
+        self.source = self.sink = None
+        if hasattr(dut, "s_axis__tvalid"):
+            self.source = AxiStreamSource(
+                AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"), dut.clk, dut.rst)
+            self.sink = AxiStreamSink(
+                AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
+            if stall:
+                self.source.set_pause_generator(_pause(random.Random(rng.random()), stall))
+                self.sink.set_pause_generator(_pause(random.Random(rng.random()), stall))
 
     async def start(self):
         Clock(self.dut.clk, CLOCK_NS, unit="ns").start()
@@ -167,6 +183,25 @@ class AxiTB:
                 out[row * n + p] = word - (1 << 64) if word >> 63 else word
         return out
 
+    async def stream_run(self, q, in_local: int, n_out: int, bank: int,
+                         timeout_cycles: int) -> list[int]:
+        """One inference over the AXI4-Stream ports: the input vector (zero-padded to
+        ``in_local * n_pes`` beats, tlast starts the run), the outputs back on m_axis."""
+        n = self.config.n_pes
+        await self.write_reg(AxiReg.OUT_COUNT, n_out)
+        await self.write_reg(AxiReg.OUT_BANK, bank)
+        await self.write_reg(AxiReg.STREAM_CTRL, 3)  # accept input, start after tlast
+        values = [int(q[j]) if j < len(q) else 0 for j in range(in_local * n)]
+        data = b"".join((v & _MASK32).to_bytes(4, "little") for v in values)
+        await self.source.send(AxiStreamFrame(data))
+        frame = await with_timeout(self.sink.recv(), timeout_cycles * CLOCK_NS, "ns")
+        await self.write_reg(AxiReg.STREAM_CTRL, 0)
+        await self.write_reg(AxiReg.OUT_COUNT, 0)
+        raw = bytes(frame.tdata)
+        assert len(raw) == 4 * n_out, f"m_axis sent {len(raw) // 4} words, expected {n_out}"
+        return [int.from_bytes(raw[4 * i:4 * i + 4], "little", signed=True)
+                for i in range(n_out)]
+
     async def read_counters(self, layers: int) -> tuple[int, list[int]]:
         total = await self.read_reg(REGS_WINDOW + 4 * Reg.TOTAL_CYCLES)
         per = [await self.read_reg(REGS_WINDOW + 4 * (Reg.LAYER_CYCLES + k))
@@ -205,8 +240,13 @@ async def run_axi_job(dut, job) -> dict:
             total, per = await tb.read_counters(len(image.layers))
             totals.append(total)
             layers.append(per)
-        results.append({"q": np.array(outputs, np.int64), "cycles_total": totals,
-                        "cycles_per_layer": layers})
+        result = {"q": np.array(outputs, np.int64), "cycles_total": totals,
+                  "cycles_per_layer": layers}
+        if job.get("streams"):
+            result["stream_q"] = np.array(
+                [await tb.stream_run(q, in_local, image.n_out, image.output_bank,
+                                     job["timeout_cycles"]) for q in batch], np.int64)
+        results.append(result)
     return {"results": results}
 
 

@@ -2,8 +2,10 @@
 
 A cocotbext-axi AxiLiteMaster with random stalls on all five channels loads a packed image
 through the register map (docs/register-map.md), runs two inputs, reads the outputs back
-and compares them bit for bit with the golden model; then it reloads a *different* model
-(other layer sizes, one more layer, multi-tile) over the first at run time and repeats.
+and compares them bit for bit with the golden model; the same inputs then go through the
+AXI4-Stream ports (AxiStreamSource/Sink, also throttled). Then it reloads a *different*
+model (other layer sizes, one more layer, multi-tile) over the first at run time and
+repeats. Cycle counters read over AXI must equal the golden cycle model.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def _build(config: EIEConfig) -> Path:
         return out
     verilator_env()
     source = out / f"{TOPLEVEL}.v"
-    source.write_text(verilog.convert(AxiHost(config), name=TOPLEVEL, emit_src=False))
+    source.write_text(verilog.convert(AxiHost(config, streams=True), name=TOPLEVEL,
+                                      emit_src=False))
     runner = get_runner("verilator")
     runner.build(sources=[str(source)], hdl_toplevel=TOPLEVEL, build_dir=out,
                  timescale=("1ns", "1ps"), build_args=["-Wno-fatal", "-O1"],
@@ -90,7 +93,8 @@ def test_axi_load_run_reload(tmp_path, stall, seed):
     out = _build(CONFIG)
     verilator_env()
     job = {"config": CONFIG, "images": [image_a, image_b], "inputs": inputs, "seed": seed,
-           "stall": stall, "timeout_cycles": 20_000, "result": str(tmp_path / "result.pkl")}
+           "stall": stall, "timeout_cycles": 20_000, "streams": True,
+           "result": str(tmp_path / "result.pkl")}
     with open(tmp_path / "job.pkl", "wb") as f:
         pickle.dump(job, f)
     get_runner("verilator").test(
@@ -104,6 +108,7 @@ def test_axi_load_run_reload(tmp_path, stall, seed):
 
     for k, (result, want) in enumerate(zip(results, expected, strict=True)):
         np.testing.assert_array_equal(result["q"], want, err_msg=f"image {k}")
+        np.testing.assert_array_equal(result["stream_q"], want, err_msg=f"stream, image {k}")
         image = (image_a, image_b)[k]
         for total, per_layer in zip(result["cycles_total"], result["cycles_per_layer"],
                                     strict=True):
