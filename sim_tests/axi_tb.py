@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import warnings
 
 import cocotb
 import numpy as np
@@ -32,6 +33,10 @@ from rtl.common import MemSel
 from rtl.eie import Reg, Region, host_address
 
 __all__ = ["AxiTB", "run_axi_job", "JOB_ENV", "image_writes"]
+
+# cocotbext-axi 0.1.28 still calls APIs deprecated in cocotb 2 (setimmediatevalue); keep
+# PYTHONWARNINGS=error runs about our code, not theirs.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"cocotbext\.")
 
 JOB_ENV = "EIE_AXI_JOB"
 CLOCK_NS = 5  # 200 MHz
