@@ -130,21 +130,27 @@ def _build_tcl(sources, memories, constraints, image_files, clock_hz) -> str:
 set root [file dirname [file normalize [info script]]]
 set part {PART}
 file mkdir $root/reports
+# Paths below are relative to this script (Tcl 8.5: no lmap)
+proc rooted {{root names}} {{
+    set paths {{}}
+    foreach name $names {{ lappend paths [file join $root $name] }}
+    return $paths
+}}
 create_project -force {BOARD_TOP} $root/vivado -part $part
 set_property target_language Verilog [current_project]
 
 # RTL sources
-add_files -norecurse -fileset sources_1 [lmap f [list {_tcl_list(sources)}] {{file join $root $f}}]
+add_files -norecurse -fileset sources_1 [rooted $root [list {_tcl_list(sources)}]]
 # Block RAM initial contents: $readmemh files referenced by the RTL
-add_files -norecurse -fileset sources_1 [lmap f [list {_tcl_list(memories)}] {{file join $root $f}}]
+set memory_files [rooted $root [list {_tcl_list(memories)}]]
+if {{[llength $memory_files] > 0}} {{ add_files -norecurse -fileset sources_1 $memory_files }}
 # The packed image's own files (.mem/.coe for a Block Memory Generator, manifest)
-set image_files [lmap f [list {_tcl_list(image_files)}] {{file join $root $f}}]
+set image_files [rooted $root [list {_tcl_list(image_files)}]]
 if {{[llength $image_files] > 0}} {{ add_files -norecurse -fileset utils_1 $image_files }}
 set_property top {BOARD_TOP} [get_filesets sources_1]
 
 # Constraints: pins + {clock_hz / 1e6:g} MHz clock
-add_files -norecurse -fileset constrs_1 \\
-    [lmap f [list {_tcl_list(constraints)}] {{file join $root $f}}]
+add_files -norecurse -fileset constrs_1 [rooted $root [list {_tcl_list(constraints)}]]
 
 # JTAG-to-AXI master (AXI4-Lite) driving the core's AXI4-Lite slave
 create_ip -name jtag_axi -vendor xilinx.com -library ip -module_name {JTAG_AXI_MODULE}

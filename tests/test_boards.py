@@ -3,6 +3,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,58 @@ def test_project_verilog_elaborates_with_its_memory_files(project, tmp_path):
     result = subprocess.run(_yosys_command() + ["-q", "-p", script], cwd=out / "src",
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+TCL_STUBS = r"""
+set ::added {}
+set ::calls {}
+proc stub_record {name args} { lappend ::calls [concat $name $args] }
+foreach cmd {create_project set_property create_ip generate_target launch_runs wait_on_run
+             open_run report_utilization report_timing_summary report_power
+             report_ram_utilization close_design set_part synth_design write_checkpoint
+             get_ips get_runs get_filesets current_project read_xdc} {
+    proc $cmd {args} "stub_record $cmd {*}\$args"
+}
+proc add_files {args} {
+    set skip 0
+    foreach a $args {
+        if {$skip} { set skip 0; continue }
+        if {$a eq "-fileset"} { set skip 1; continue }
+        if {[string match -* $a]} { continue }
+        foreach p $a { lappend ::added $p }
+    }
+    lappend ::calls [concat add_files $args]
+}
+proc read_verilog {path} { lappend ::added $path }
+proc get_property {name args} {
+    if {$name eq "DIRECTORY"} { return $::stubdir }
+    return "100%"
+}
+"""
+
+
+def test_tcl_scripts_run_with_stubbed_vivado(project, tmp_path):
+    """Run build.tcl and synth_ooc.tcl in a real Tcl interpreter with the Vivado commands
+    stubbed: the scripts parse and run, name the part, and every file they add exists."""
+    tkinter = pytest.importorskip("tkinter")
+    out, _ = project
+    stubdir = tmp_path / "impl"
+    stubdir.mkdir()
+    (stubdir / "eie_ku060.bit").write_bytes(b"bit")
+    for script in ("build.tcl", "synth_ooc.tcl"):
+        tcl = tkinter.Tcl()
+        tcl.eval(TCL_STUBS)
+        tcl.setvar("::stubdir", str(stubdir))
+        tcl.eval(f"source {{{out / script}}}")
+        calls = tcl.eval("join $::calls \\n")
+        added = tcl.splitlist(tcl.eval("set ::added"))
+        assert "xcku060-ffva1156-2-e" in calls
+        assert added and all(Path(p).is_file() for p in added)
+        if script == "build.tcl":
+            names = {Path(p).name for p in added}
+            assert {"eie_ku060.v", "eie_ku060.xdc"} <= names
+            assert any(n.endswith(".mem") for n in names)
+            assert (out / "eie_ku060.bit").read_bytes() == b"bit"
+        else:
+            assert "-mode out_of_context" in calls
+            assert [Path(p).name for p in added] == ["eie_core.v"]
