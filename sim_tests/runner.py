@@ -93,20 +93,29 @@ def _wave_kind(waves) -> str | None:
     return "fst" if str(waves).endswith(".fst") else "vcd"
 
 
-def build(config: EIEConfig, *, build_dir=None, waves=None) -> Path:
+def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = None,
+          bake_image=None) -> Path:
     """Verilate the array for ``config`` into its own build directory (cached); return it.
 
-    The directory is ``<build_dir or sim_build>/<config_id>[_fst|_vcd]``. A stamp holding a
-    hash of the config and of ``rtl/*.py`` skips the build when nothing changed; a file lock
-    makes concurrent callers (pytest-xdist workers) wait for one build.
+    ``opt`` is the C++ optimisation of the model (default ``$EIE_SIM_OPT`` or ``-O1``;
+    ``-O0`` compiles a 64-PE model several times faster, ``-O2`` simulates faster).
+    With ``bake_image`` the Verilog reads every memory with ``$readmemh`` from side files
+    in the simulator's working directory (rtl/verilog.py); which image is loaded is decided
+    at run time by the files, so one baked build serves every image of the config.
+    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_baked][_fst|_vcd]``. A
+    stamp holding a hash of the config, the flags and ``rtl/*.py`` skips the build when
+    nothing changed; a file lock makes concurrent callers (pytest-xdist workers) wait.
     """
     from rtl.verilog import generate
 
     kind = _wave_kind(waves)
+    opt = opt or os.environ.get("EIE_SIM_OPT", "-O1")
     root = Path(build_dir) if build_dir is not None else SIM_BUILD
-    out = (root / f"{config.config_id:08x}{'_' + kind if kind else ''}").resolve()
+    name = f"{config.config_id:08x}_{opt.lstrip('-')}"
+    name += ("_baked" if bake_image is not None else "") + (f"_{kind}" if kind else "")
+    out = (root / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    key = _design_hash(config, kind)
+    key = _design_hash(config, kind) + opt + str(bake_image is not None)
     stamp = out / "stamp"
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -114,17 +123,25 @@ def build(config: EIEConfig, *, build_dir=None, waves=None) -> Path:
             return out
         verilator_env()
         stamp.unlink(missing_ok=True)
-        sources = generate(config, out / "rtl", name=TOPLEVEL)
+        sources = generate(config, out / "rtl", image=bake_image, name=TOPLEVEL)
         control = out / "rtl" / "public.vlt"
         control.write_text(_CONTROL_FILE.format(top=TOPLEVEL))
         runner = _verilator_runner()
         build_args = list(BUILD_ARGS)
         if kind == "fst":
             build_args.append("--trace-fst")
-        runner.build(
-            sources=[str(control), str(sources[0])], hdl_toplevel=TOPLEVEL, build_dir=out,
-            timescale=("1ns", "1ps"), build_args=build_args, waves=kind is not None,
-            log_file=out / "build.log")
+        saved = os.environ.get("MAKEFLAGS")
+        os.environ["MAKEFLAGS"] = f"{saved or ''} OPT_FAST={opt} OPT_SLOW={opt}".strip()
+        try:
+            runner.build(
+                sources=[str(control), str(sources[0])], hdl_toplevel=TOPLEVEL,
+                build_dir=out, timescale=("1ns", "1ps"), build_args=build_args,
+                waves=kind is not None, log_file=out / "build.log")
+        finally:
+            if saved is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved
         stamp.write_text(key)
     return out
 
@@ -140,7 +157,8 @@ def _as_image(image):
 
 
 def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
-             reset_after: int | None = None, seed: int = 0, timeout_cycles=None) -> dict:
+             reset_after: int | None = None, seed: int = 0, timeout_cycles=None,
+             opt: str | None = None, bake: bool = False) -> dict:
     """Run input vectors through the RTL; return outputs and cycle counters.
 
     Parameters
@@ -162,6 +180,11 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         Seed of the host-idle pattern.
     timeout_cycles : int, optional
         Cycles to wait for ``done`` per run (default: generous bound from the image).
+    opt : str, optional
+        C++ optimisation level of the build (see :func:`build`).
+    bake : bool
+        Start the memories from the image's ``$readmemh`` side files instead of loading
+        them through the host port (tests the baked-image flow).
 
     Returns
     -------
@@ -177,11 +200,18 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
     q2 = np.atleast_2d(q)
     if q2.ndim != 2 or q2.shape[1] != image.n_in:
         raise ValueError(f"inputs must have shape [batch, {image.n_in}], not {q.shape}")
-    out = build(image.config, build_dir=build_dir, waves=waves)
+    out = build(image.config, build_dir=build_dir, waves=waves, opt=opt,
+                bake_image=image if bake else None)
     verilator_env()
     with tempfile.TemporaryDirectory(prefix="run_", dir=out) as tmp:
         tmp = Path(tmp)
-        job = {"image": image, "q": q2, "host_idle": float(host_idle), "seed": int(seed),
+        if bake:
+            from rtl.verilog import convert
+
+            for file, contents in convert(image.config, image=image, name=TOPLEVEL)[1].items():
+                (tmp / file).write_text(contents)
+        job = {"load": not bake, "image": image, "q": q2, "host_idle": float(host_idle),
+               "seed": int(seed),
                "reset_after": reset_after, "timeout_cycles": timeout_cycles,
                "result": str(tmp / "result.pkl")}
         with open(tmp / "job.pkl", "wb") as f:
@@ -218,7 +248,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000,
-                       build_dir=None) -> dict:
+                       build_dir=None, opt: str | None = None) -> dict:
     """Verilator speed on a running array: simulated cycles per wall-clock second.
 
     Builds ``config`` (default: ``EIEConfig.paper()``, 64 PEs), then clocks it for
@@ -228,7 +258,7 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
     from cocotb_tools.runner import get_runner
 
     config = config or EIEConfig.paper()
-    out = build(config, build_dir=build_dir)
+    out = build(config, build_dir=build_dir, opt=opt)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_", dir=out) as tmp:
         tmp = Path(tmp)
@@ -252,8 +282,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Verilator throughput of the EIE array")
     parser.add_argument("--pes", type=int, default=64)
     parser.add_argument("--cycles", type=int, default=200_000)
+    parser.add_argument("--opt", default=None, help="C++ optimisation (default -O1)")
     args = parser.parse_args()
     cfg = EIEConfig.paper(n_pes=args.pes)
-    r = measure_throughput(cfg, cycles=args.cycles)
-    print(f"{args.pes} PEs: {r['cycles']} cycles in {r['seconds']:.2f} s of simulation "
-          f"= {r['cycles'] / r['seconds']:.0f} cycles/s")
+    t0 = time.perf_counter()
+    r = measure_throughput(cfg, cycles=args.cycles, opt=args.opt)
+    print(f"{args.pes} PEs (paper sizes), {args.opt or 'default opt'}: {r['cycles']} cycles "
+          f"in {r['seconds']:.2f} s = {r['cycles'] / r['seconds']:.0f} cycles/s "
+          f"(whole command incl. build {time.perf_counter() - t0:.0f} s)")

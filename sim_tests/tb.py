@@ -157,7 +157,8 @@ async def _run(dut, job):
     await tb.start()
     assert await tb.read(host_address(Region.REGS, Reg.CONFIG_ID)) == cfg.config_id
     assert await tb.read(host_address(Region.REGS, Reg.N_PES)) == cfg.n_pes
-    await tb.load_image(image)
+    if job.get("load", True):
+        await tb.load_image(image)
     timeout = job["timeout_cycles"] or _timeout_cycles(image)
     in_local = image.program[0].in_local
     layers = len(image.layers)

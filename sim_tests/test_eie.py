@@ -1,0 +1,134 @@
+"""System tests: the Verilated array against the golden model, bit for bit and cycle for cycle.
+
+Every (n_pes, queue_depth) config is one Verilator build (cached in ``sim_build/``) shared
+by its cases; each case is one simulator run that loads a random image through the host
+port and runs a batch of inputs (including an all-zero one). Outputs must equal
+``golden.run`` exactly and the RTL cycle counters must equal
+``golden.cycle_model.cycles`` (with the measured ``PIPELINE`` constants) exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import golden
+from compiler.pack import pack
+from compiler.types import QuantLayer
+from eie.config import EIEConfig
+from golden import cycle_model
+from sim_tests.runner import simulate
+
+# (n_pes, queue_depth) -> memory sizes chosen so that the cases reach multi-tile layers
+# and, where acc_depth > 16, padding entries (zero runs longer than 15 local rows).
+CONFIGS = {
+    (1, 1): dict(act_depth=48, acc_depth=20),
+    (2, 2): dict(act_depth=32, acc_depth=18),
+    (3, 16): dict(act_depth=24, acc_depth=8),
+    (4, 8): dict(act_depth=32, acc_depth=20),
+    (8, 4): dict(act_depth=16, acc_depth=4),
+    (16, 3): dict(act_depth=16, acc_depth=4),
+    (64, 8): dict(act_depth=8, acc_depth=4),
+}
+
+
+def sim_config(n_pes: int, queue_depth: int) -> EIEConfig:
+    sizes = CONFIGS[(n_pes, queue_depth)]
+    return EIEConfig(n_pes=n_pes, queue_depth=queue_depth, spmat_depth=512, ptr_depth=1024,
+                     bias_depth=128, max_layers=4, max_tiles=16, **sizes)
+
+
+def random_layer(rng, name, n_out, n_in, density, bias, scale):
+    mask = rng.random((n_out, n_in)) < density
+    indices = (rng.integers(1, 16, (n_out, n_in)) * mask).astype(np.uint8)
+    codebook = np.concatenate([[0.0], rng.normal(0.0, scale, 15)])
+    b = rng.normal(0.0, 1.0, n_out) if bias else None
+    return QuantLayer(name, indices, codebook, b, relu=bool(rng.random() < 0.7))
+
+
+def random_case(config, seed, *, widths, w_density, a_density, bias=True, batch=3):
+    """A random image with the given layer widths and a batch of inputs (first all-zero)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k in range(len(widths) - 1):
+        scale = float(rng.choice([0.01, 0.3, 4.0]))
+        density = w_density[k] if isinstance(w_density, (list, tuple)) else w_density
+        layers.append(random_layer(rng, f"fc{k}", widths[k + 1], widths[k], density, bias,
+                                   scale))
+    image = pack(layers, config)
+    big = rng.random() < 0.3
+    q = rng.integers(-2**15 if big else -600, 2**15 if big else 600, (batch, widths[0]))
+    q = q * (rng.random((batch, widths[0])) < a_density)
+    q[0] = 0
+    return image, q.astype(np.int64)
+
+
+def check(image, q, **kw):
+    result = simulate(image, q, **kw)
+    want = golden.run(image, q)
+    np.testing.assert_array_equal(result["q"], want.q)
+    assert result["config_id"] == image.config.config_id
+    for b in range(q.shape[0]):
+        report = cycle_model.cycles(image, q[b])
+        assert int(result["cycles_total"][b]) == report.total, f"sample {b}"
+        assert result["cycles_per_layer"][b].tolist() == [lc.cycles for lc in report.layers]
+    return result
+
+
+def max_width(config):
+    return config.n_pes * config.act_depth
+
+
+# One test per config: several cases share one build and run back to back.
+@pytest.mark.parametrize("n_pes,queue_depth", list(CONFIGS))
+def test_random_matrix(n_pes, queue_depth):
+    config = sim_config(n_pes, queue_depth)
+    rng = np.random.default_rng(1000 * n_pes + queue_depth)
+    top = max_width(config)
+    tile_rows = config.rows_per_tile
+    # multi-tile layer (more outputs than one tile) whenever the buffers allow it
+    wide = min(top, tile_rows + int(rng.integers(1, tile_rows + 1)))
+    cases = [
+        # 3 layers, mid densities, bias on, throttled host port
+        (dict(widths=[int(rng.integers(1, top + 1)), wide, int(rng.integers(1, top + 1)),
+                      int(rng.integers(1, top + 1))],
+              w_density=0.3, a_density=0.5), dict(host_idle=0.3)),
+        # extremes: empty and full weights, dense activations, no bias
+        (dict(widths=[top, wide, top], w_density=[1.0, 0.0], a_density=1.0, bias=False), {}),
+        # very sparse weights (long zero runs -> padding) and sparse activations
+        (dict(widths=[int(rng.integers(1, top + 1)), wide], w_density=0.03,
+              a_density=0.1), dict(host_idle=0.1)),
+    ]
+    for k, (case, options) in enumerate(cases):
+        image, q = random_case(config, 7 * k + n_pes, **case)
+        check(image, q, seed=k, **options)
+
+
+def test_padding_entries_exercised():
+    config = sim_config(1, 1)
+    image, q = random_case(config, 3, widths=[40, 45], w_density=0.03, a_density=0.8)
+    assert sum(layer.padding for layer in image.layers) > 0
+    check(image, q)
+
+
+def test_reset_mid_run_then_rerun():
+    config = sim_config(4, 8)
+    image, q = random_case(config, 5, widths=[100, 90, 60], w_density=0.4, a_density=0.7)
+    result = check(image, q[1:], reset_after=40)
+    assert result["cycles_total"].shape == (2,)
+
+
+def test_single_vector_shapes():
+    config = sim_config(3, 16)
+    image, q = random_case(config, 9, widths=[20, 30], w_density=0.5, a_density=0.5)
+    result = simulate(image, q[1])
+    assert result["q"].shape == (30,)
+    np.testing.assert_array_equal(result["q"], golden.run(image, q[1:2]).q[0])
+    assert result["cycles_per_layer"].shape == (1,)
+
+
+def test_baked_image():
+    """The $readmemh flow: memories start from the side files, nothing is loaded."""
+    config = sim_config(4, 8)
+    image, q = random_case(config, 11, widths=[70, 90, 40], w_density=0.3, a_density=0.6)
+    check(image, q, bake=True)
