@@ -167,7 +167,7 @@ def test_stalls():
     check(6, rows, ready)
 
 
-@pytest.mark.parametrize("n", sorted(random.Random(1).sample(range(1, 71), 12) + [1, 64, 70]))
+@pytest.mark.parametrize("n", range(1, 71))
 def test_random_widths(n):
     rng = random.Random(100 + n)
     n_rows = rng.randrange(1, 6)
