@@ -16,6 +16,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,27 @@ def _design_hash(config: EIEConfig, waves: str | None) -> str:
     return h.hexdigest()[:16]
 
 
+def _fst_supported() -> bool:
+    """Verilator's FST writer needs the lz4 headers at C++ compile time."""
+    return any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
+def _wave_path(waves) -> Path | None:
+    """Where the waveform goes: ``.fst`` when asked and supported, else ``.vcd``."""
+    if waves is None:
+        return None
+    path = Path(waves).resolve()
+    if path.suffix == ".fst" and not _fst_supported():
+        warnings.warn(f"FST tracing needs lz4 headers (not found); writing VCD to "
+                      f"{path.with_suffix('.vcd')}", stacklevel=3)
+        path = path.with_suffix(".vcd")
+    return path
+
+
 def _wave_kind(waves) -> str | None:
     if waves is None:
         return None
-    return "fst" if str(waves).endswith(".fst") else "vcd"
+    return "fst" if Path(waves).suffix == ".fst" else "vcd"
 
 
 def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = None,
@@ -169,6 +187,8 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         Raw quantized inputs (``golden.quantize_input``).
     waves : path, optional
         Write a waveform there (``.fst`` for FST, anything else VCD); uses its own build.
+        FST needs the lz4 headers; without them a VCD is written beside (``.vcd`` suffix,
+        with a warning). The result's ``waves`` names the file written.
     build_dir : path, optional
         Root of the cached builds (default ``sim_build/`` of the repository).
     host_idle : float
@@ -200,6 +220,7 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
     q2 = np.atleast_2d(q)
     if q2.ndim != 2 or q2.shape[1] != image.n_in:
         raise ValueError(f"inputs must have shape [batch, {image.n_in}], not {q.shape}")
+    waves = _wave_path(waves)
     out = build(image.config, build_dir=build_dir, waves=waves, opt=opt,
                 bake_image=image if bake else None)
     verilator_env()
@@ -218,7 +239,7 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
             pickle.dump(job, f)
         test_args = []
         if waves is not None:
-            test_args = ["--trace-file", str(Path(waves).resolve())]
+            test_args = ["--trace-file", str(waves)]
         runner = get_runner("verilator")
         env = {JOB_ENV: str(tmp / "job.pkl")}
         try:
@@ -233,6 +254,7 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
             raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
         with open(tmp / "result.pkl", "rb") as f:
             result = pickle.load(f)
+    result["waves"] = None if waves is None else str(waves)
     if single:
         result["q"] = result["q"][0]
         result["cycles_total"] = result["cycles_total"][0]
