@@ -43,6 +43,7 @@ class Reg(enum.IntEnum):
     CONFIG_ID = 0x1     # R: EIEConfig.config_id
     TOTAL_CYCLES = 0x2  # R: cycles of the last (or current) run
     N_PES = 0x3         # R: number of PEs
+    WDATA_HIGH = 0x4    # W: bits [64:] of the next program writes (descriptors > 64 bits)
     LAYER_CYCLES = 0x100  # R: + k, cycles of layer k of the last run
 
 
@@ -329,9 +330,13 @@ class EIE(wiring.Component):
                 m.d.comb += [pe.scan_bank.eq(host_bank), pe.scan_addr.eq(cmd_offset)]
         m.d.comb += scanner.o.ready.eq(all_ready)
 
+        # Descriptors wider than the 64-bit host data take their upper bits from WDATA_HIGH.
+        wdata_high = Signal(max(1, cfg.descriptor_bits - 64), name="wdata_high")
+        with m.If(cmd_write & (region == Region.REGS) & (cmd_offset == Reg.WDATA_HIGH)):
+            m.d.sync += wdata_high.eq(cmd_wdata)
         m.d.comb += [
             prog_wr.addr.eq(cmd_offset),
-            prog_wr.data.eq(cmd_wdata),
+            prog_wr.data.eq(Cat(cmd_wdata, wdata_high)),
             prog_wr.en.eq(mem_write & (region == Region.PROGRAM)),
         ]
 

@@ -288,10 +288,15 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
         with open(tmp / "job.pkl", "wb") as f:
             pickle.dump(job, f)
         runner = get_runner("verilator")
-        runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
+        try:
+            runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
                         hdl_toplevel_lang="verilog",
-                    test_dir=tmp, extra_env={JOB_ENV: str(tmp / "job.pkl")},
-                    results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
+                        test_dir=tmp, extra_env={JOB_ENV: str(tmp / "job.pkl")},
+                        results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
+        except SystemExit as exc:
+            raise RuntimeError(f"simulation failed ({exc}):\n{_tail(tmp / 'sim.log')}") from None
+        if not (tmp / "r.pkl").exists():
+            raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
         with open(tmp / "r.pkl", "rb") as f:
             result = pickle.load(f)
     result["process_seconds"] = time.perf_counter() - t0

@@ -113,7 +113,13 @@ class TB:
         for addr in np.flatnonzero(image.codebook):
             await self.write(host_address(Region.CODEBOOK, int(addr)), int(image.codebook[addr]))
         for t, desc in enumerate(image.program):
-            await self.write(host_address(Region.PROGRAM, t), desc.encode(cfg))
+            await self.write_descriptor(t, desc.encode(cfg))
+
+    async def write_descriptor(self, t: int, word: int):
+        """Program word ``t``; bits above 64 go first to ``WDATA_HIGH``."""
+        if self.config.descriptor_bits > 64:
+            await self.write(host_address(Region.REGS, Reg.WDATA_HIGH), word >> 64)
+        await self.write(host_address(Region.PROGRAM, t), word & _MASK64)
 
     async def write_input(self, q, in_local: int):
         n = self.config.n_pes
@@ -195,7 +201,7 @@ async def _bench(dut, job):
     desc = Descriptor(in_local=cfg.act_depth, out_local=cfg.acc_depth, out_base=0,
                       ptr_base=0, spmat_base=0, bias_base=0, slot=0, shift=0, relu=False,
                       bias_en=False, swap=True, last=True)
-    await tb.write(host_address(Region.PROGRAM, 0), desc.encode(cfg))
+    await tb.write_descriptor(0, desc.encode(cfg))
     # Dense input; the columns are empty (zero pointers), so every broadcast costs one
     # PE cycle: Verilator evaluates the whole design every cycle, so the figure does not
     # depend much on the matrix.

@@ -201,12 +201,17 @@ def make_program(config, in_local, out_rows):
     return program
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_run_standin(seed):
+WIDE = dict(act_depth=64, spmat_depth=2**14, ptr_depth=2**13, bias_depth=1024, max_layers=16)
+
+
+@pytest.mark.parametrize("seed,wide", [(0, False), (1, False), (2, False), (3, True)])
+def test_run_standin(seed, wide):
     rng = random.Random(seed)
-    cfg = small_config(n_pes=rng.choice([1, 3, 4]), queue_depth=rng.choice([1, 2, 5]))
+    cfg = small_config(n_pes=rng.choice([1, 3, 4]), queue_depth=rng.choice([1, 2, 5]),
+                       **(WIDE if wide else {}))
+    assert (cfg.descriptor_bits > 64) == wide
     n = cfg.n_pes
-    in_local = rng.randrange(1, cfg.act_depth + 1)
+    in_local = rng.randrange(1, min(cfg.act_depth, 12) + 1)
     out_rows = [rng.randrange(1, 4), rng.randrange(5, 8), rng.randrange(1, 4)]
     program = make_program(cfg, in_local, out_rows)
     layers = [(rows, -(-rows // cfg.acc_depth)) for rows in out_rows]
@@ -223,7 +228,10 @@ def test_run_standin(seed):
         assert await host.read(host_address(Region.REGS, Reg.CONFIG_ID)) == cfg.config_id
         assert await host.read(host_address(Region.REGS, Reg.N_PES)) == n
         for t, d in enumerate(program):
-            await host.write(host_address(Region.PROGRAM, t), d.encode(cfg))
+            word = d.encode(cfg)
+            if cfg.descriptor_bits > 64:
+                await host.write(host_address(Region.REGS, Reg.WDATA_HIGH), word >> 64)
+            await host.write(host_address(Region.PROGRAM, t), word & (2**64 - 1))
         for _run in range(2):
             for j in range(in_local * n):
                 await host.write(host_address(Region.PE, j // n, pe=j % n, sel=MemSel.ACT0),
@@ -232,8 +240,12 @@ def test_run_standin(seed):
             await ctx.tick()
             assert ctx.get(dut.busy)
             assert await host.read(host_address(Region.REGS, Reg.CTRL_STATUS)) == 1
-            while not ctx.get(dut.done):
+            for _ in range(20_000):
+                if ctx.get(dut.done):
+                    break
                 await ctx.tick()
+            else:
+                raise AssertionError("done never rose")
             status = await host.read(host_address(Region.REGS, Reg.CTRL_STATUS))
             assert status == 2
             out_bank = len(layers) % 2
