@@ -12,10 +12,11 @@ design has no side files. See docs/rtl.md ("Verilog emission").
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from eie.config import EIEConfig
 
@@ -87,10 +88,41 @@ def _rewrite_inits(text: str, *, top: str, keep_zero: bool):
     return "\n".join(out) + "\n", files
 
 
+@contextlib.contextmanager
+def _skip_zero_meminit():
+    """Do not emit ``$meminit`` cells for all-zero memories while converting.
+
+    Amaranth builds one RTLIL net per initial bit (tens of millions for a paper-sized
+    array) and Yosys then writes one statement per word, only for us to drop them again;
+    without an image every memory is zero, so skipping them is exact and makes emission of
+    a 64-PE array take seconds instead of minutes. Falls back to the plain path if the
+    (internal) emitter hook is not there.
+    """
+    emitter = getattr(rtlil, "ModuleEmitter", None)
+    original = getattr(emitter, "emit_memory", None)
+    if original is None:
+        yield
+        return
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            original(self, cell_idx, cell)
+
+    emitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        emitter.emit_memory = original
+
+
 def convert(config: EIEConfig, *, image=None, name: str = "eie_top"):
     """Verilog text and side files ``{file name: contents}`` of the array."""
     top = EIE(config, image=image)
-    text = verilog.convert(top, name=name, emit_src=False)
+    if image is None:
+        with _skip_zero_meminit():
+            text = verilog.convert(top, name=name, emit_src=False)
+    else:
+        text = verilog.convert(top, name=name, emit_src=False)
     return _rewrite_inits(text, top=name, keep_zero=image is not None)
 
 
