@@ -25,8 +25,9 @@ from eie.config import EIEConfig
 
 __all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUILD"]
 
-#: Default root of the per-config Verilator builds.
-SIM_BUILD = Path(__file__).resolve().parent.parent / "sim_build"
+#: Default root of the per-config Verilator builds (``$EIE_SIM_BUILD`` overrides).
+SIM_BUILD = Path(os.environ.get("EIE_SIM_BUILD",
+                                Path(__file__).resolve().parent.parent / "sim_build"))
 TOPLEVEL = "eie_top"
 JOB_ENV = "EIE_SIM_JOB"
 #: Extra Verilator arguments of every build.
