@@ -240,6 +240,9 @@ def test_run_standin(seed, wide):
             await ctx.tick()
             assert ctx.get(dut.busy)
             assert await host.read(host_address(Region.REGS, Reg.CTRL_STATUS)) == 1
+            # memory writes while busy are ignored: this would end the program early
+            await host.write(host_address(Region.PROGRAM, len(program) - 1), 0)
+            await host.write(host_address(Region.REGS, Reg.CTRL_STATUS), 1)  # no restart
             for _ in range(20_000):
                 if ctx.get(dut.done):
                     break
