@@ -75,9 +75,13 @@ def image_writes(image, previous=None) -> list[tuple[int, int]]:
         writes.append((host_address(Region.CODEBOOK, a), int(image.codebook[a])))
     new_prog = [d.encode(cfg) for d in image.program]
     old_prog = [] if previous is None else [d.encode(cfg) for d in previous.program]
+    high = None  # WDATA_HIGH is 0 after reset; descriptors wider than 64 bits need it
     for t, word in enumerate(new_prog):
         if t >= len(old_prog) or old_prog[t] != word:
-            writes.append((host_address(Region.PROGRAM, t), word))
+            if cfg.descriptor_bits > 64 and word >> 64 != high:
+                high = word >> 64
+                writes.append((host_address(Region.REGS, Reg.WDATA_HIGH), high))
+            writes.append((host_address(Region.PROGRAM, t), word & ((1 << 64) - 1)))
     return writes
 
 

@@ -311,3 +311,23 @@ def test_tcl_scripts_run_with_stubbed_vivado(project, tmp_path):
         else:
             assert "-mode out_of_context" in calls
             assert [Path(p).name for p in added] == ["eie_core.v"]
+
+
+def test_axi_image_writes_carry_wide_descriptors():
+    """Descriptors wider than the 64-bit host data go through the array's WDATA_HIGH."""
+    from compiler.pack import pack
+    from compiler.types import QuantLayer
+    from eie.config import EIEConfig
+    from rtl.eie import Reg, Region, host_address
+    from sim_tests.axi_tb import image_writes
+
+    config = EIEConfig()
+    assert config.descriptor_bits > 64
+    layer = QuantLayer("fc", np.ones((4, 4), np.uint8), np.linspace(0, 1, 16), None, False)
+    image = pack([layer], config)
+    writes = image_writes(image)
+    word = image.program[0].encode(config)
+    program = host_address(Region.PROGRAM, 0)
+    index = [a for a, _ in writes].index(program)
+    assert writes[index] == (program, word & ((1 << 64) - 1))
+    assert writes[index - 1] == (host_address(Region.REGS, Reg.WDATA_HIGH), word >> 64)
