@@ -1,17 +1,16 @@
 """cocotb side of the AXI4-Lite system test (rtl/axi_host.py): ``AxiTB`` and the job.
 
-``sim_tests/test_axi.py`` pickles a job (config, images, inputs, seed, backpressure) and
+``sim_tests/test_axi.py`` saves a job (config, images, inputs, seed, backpressure) and
 points ``EIE_AXI_JOB`` at it. :func:`run_axi_job` loads each image through the AXI4-Lite
 register map (docs/register-map.md) with a cocotbext-axi ``AxiLiteMaster`` whose five
 channels are randomly throttled, runs every input, reads back outputs and cycle counters,
-and pickles the results next to the job. The images run one after the other in one
+and saves the results next to the job. The images run one after the other in one
 simulation: the second image is a run-time reload over the first.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import warnings
 
@@ -31,6 +30,7 @@ from cocotbext.axi import (
 from rtl.axi_host import AXI_ID, REGS_WINDOW, AxiReg
 from rtl.common import MemSel
 from rtl.eie import Reg, Region, host_address
+from sim_tests import jobs
 
 __all__ = ["AxiTB", "run_axi_job", "JOB_ENV", "image_writes"]
 
@@ -261,10 +261,7 @@ async def run_axi_job(dut, job) -> dict:
 
 @cocotb.test()
 async def axi_job(dut):
-    """Execute the pickled job named by ``EIE_AXI_JOB`` (see sim_tests/test_axi.py)."""
-    path = os.environ[JOB_ENV]
-    with open(path, "rb") as f:
-        job = pickle.load(f)
+    """Execute the job named by ``EIE_AXI_JOB`` (see sim_tests/test_axi.py, jobs.py)."""
+    job = jobs.load(os.environ[JOB_ENV])
     result = await run_axi_job(dut, job)
-    with open(job["result"], "wb") as f:
-        pickle.dump(result, f)
+    jobs.save(job["result"], result)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from eie.config import EIEConfig
+from sim_tests import jobs
 
 __all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUILD"]
 
@@ -235,14 +235,13 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         job = {"load": not bake, "image": image, "q": q2, "host_idle": float(host_idle),
                "seed": int(seed),
                "reset_after": reset_after, "timeout_cycles": timeout_cycles,
-               "result": str(tmp / "result.pkl")}
-        with open(tmp / "job.pkl", "wb") as f:
-            pickle.dump(job, f)
+               "result": str(tmp / "result")}
+        jobs.save(tmp / "job", job)
         test_args = []
         if waves is not None:
             test_args = ["--trace-file", str(waves)]
         runner = get_runner("verilator")
-        env = {JOB_ENV: str(tmp / "job.pkl")}
+        env = {JOB_ENV: str(tmp / "job")}
         try:
             runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
                         hdl_toplevel_lang="verilog",
@@ -251,10 +250,9 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
                         log_file=tmp / "sim.log")
         except SystemExit as exc:
             raise RuntimeError(f"simulation failed ({exc}):\n{_tail(tmp / 'sim.log')}") from None
-        if not (tmp / "result.pkl").exists():
+        if not (tmp / "result" / "job.json").exists():
             raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
-        with open(tmp / "result.pkl", "rb") as f:
-            result = pickle.load(f)
+        result = jobs.load(tmp / "result")
     result["waves"] = None if waves is None else str(waves)
     if single:
         result["q"] = result["q"][0]
@@ -285,21 +283,19 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_", dir=out) as tmp:
         tmp = Path(tmp)
-        job = {"bench_cycles": int(cycles), "config": config, "result": str(tmp / "r.pkl")}
-        with open(tmp / "job.pkl", "wb") as f:
-            pickle.dump(job, f)
+        job = {"bench_cycles": int(cycles), "config": config, "result": str(tmp / "result")}
+        jobs.save(tmp / "job", job)
         runner = get_runner("verilator")
         try:
             runner.test(test_module="sim_tests.tb", hdl_toplevel=TOPLEVEL, build_dir=out,
                         hdl_toplevel_lang="verilog",
-                        test_dir=tmp, extra_env={JOB_ENV: str(tmp / "job.pkl")},
+                        test_dir=tmp, extra_env={JOB_ENV: str(tmp / "job")},
                         results_xml=str(tmp / "results.xml"), log_file=tmp / "sim.log")
         except SystemExit as exc:
             raise RuntimeError(f"simulation failed ({exc}):\n{_tail(tmp / 'sim.log')}") from None
-        if not (tmp / "r.pkl").exists():
+        if not (tmp / "result" / "job.json").exists():
             raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
-        with open(tmp / "r.pkl", "rb") as f:
-            result = pickle.load(f)
+        result = jobs.load(tmp / "result")
     result["process_seconds"] = time.perf_counter() - t0
     return result
 

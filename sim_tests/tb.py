@@ -1,7 +1,7 @@
 """cocotb side of the EIE system simulation: the ``TB`` driver and the job entry point.
 
-:func:`sim_tests.runner.simulate` pickles a job (image, inputs, options) and points
-``EIE_SIM_JOB`` at it; :func:`run_job` executes it inside the simulator and pickles the
+:func:`sim_tests.runner.simulate` saves a job (image, inputs, options) and points
+``EIE_SIM_JOB`` at it; :func:`run_job` executes it inside the simulator and saves the
 result next to it. Inputs are driven on the falling clock edge and outputs sampled there,
 so every host access is race-free regardless of the simulator's scheduling.
 """
@@ -9,7 +9,6 @@ so every host access is race-free regardless of the simulator's scheduling.
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import time
 
@@ -21,6 +20,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from eie.image import Descriptor
 from rtl.common import MemSel
 from rtl.eie import Reg, Region, host_address
+from sim_tests import jobs
 
 __all__ = ["TB", "run_job"]
 
@@ -218,9 +218,7 @@ async def _bench(dut, job):
 
 @cocotb.test()
 async def run_job(dut):
-    """Execute the job named by ``EIE_SIM_JOB`` and pickle its result."""
-    with open(os.environ["EIE_SIM_JOB"], "rb") as f:
-        job = pickle.load(f)
+    """Execute the job named by ``EIE_SIM_JOB`` and save its result (sim_tests/jobs.py)."""
+    job = jobs.load(os.environ["EIE_SIM_JOB"])
     result = await (_bench(dut, job) if "bench_cycles" in job else _run(dut, job))
-    with open(job["result"], "wb") as f:
-        pickle.dump(result, f)
+    jobs.save(job["result"], result)

@@ -11,13 +11,13 @@ repeats. Cycle counters read over AXI must equal the golden cycle model.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from eie.config import EIEConfig
+from sim_tests import jobs
 
 CONFIG = EIEConfig(n_pes=3, queue_depth=4, spmat_depth=128, ptr_depth=64, act_depth=16,
                    acc_depth=4, bias_depth=32, max_layers=4, max_tiles=16)
@@ -94,17 +94,16 @@ def test_axi_load_run_reload(tmp_path, stall, seed):
     verilator_env()
     job = {"config": CONFIG, "images": [image_a, image_b], "inputs": inputs, "seed": seed,
            "stall": stall, "timeout_cycles": 20_000, "streams": True,
-           "result": str(tmp_path / "result.pkl")}
-    with open(tmp_path / "job.pkl", "wb") as f:
-        pickle.dump(job, f)
+           "result": str(tmp_path / "result")}
+    jobs.save(tmp_path / "job", job)
     get_runner("verilator").test(
         test_module="sim_tests.axi_tb", hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
         build_dir=out,
-        test_dir=tmp_path, extra_env={"EIE_AXI_JOB": str(tmp_path / "job.pkl")},
+        test_dir=tmp_path, extra_env={"EIE_AXI_JOB": str(tmp_path / "job")},
         results_xml=str(tmp_path / "results.xml"), log_file=tmp_path / "sim.log")
-    assert (tmp_path / "result.pkl").exists(), (tmp_path / "sim.log").read_text()[-3000:]
-    with open(tmp_path / "result.pkl", "rb") as f:
-        results = pickle.load(f)["results"]
+    assert (tmp_path / "result" / "job.json").exists(), \
+        (tmp_path / "sim.log").read_text()[-3000:]
+    results = jobs.load(tmp_path / "result")["results"]
 
     for k, (result, want) in enumerate(zip(results, expected, strict=True)):
         np.testing.assert_array_equal(result["q"], want, err_msg=f"image {k}")
