@@ -27,12 +27,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from amaranth.back import verilog as amaranth_verilog
-
 from eie.config import EIEConfig
+from rtl.verilog import rewrite_inits
 
 from .ku060 import PART, KU060Platform
-from .memfiles import extract_inits
 from .top import JTAG_AXI_MODULE, BoardTop
 
 __all__ = ["write_project", "run_vivado", "BOARD_TOP", "CORE_TOP"]
@@ -48,26 +46,12 @@ def _load_image(image_dir):
 
 
 def _core_files(config, image, src: Path) -> list[str]:
-    """Write the EIE array alone (top ``eie_core``) into ``src``; return the side files.
+    """Write the EIE array alone (top ``eie_core``) into ``src`` with ``rtl.verilog.generate``
+    (``$readmemh`` side files for a baked image); return the side files."""
+    from rtl.verilog import generate
 
-    Uses ``rtl.verilog.generate`` (the project's Verilog emission with ``$readmemh`` side
-    files); falls back to ``amaranth.back.verilog.convert`` plus :func:`extract_inits`.
-    """
-    try:
-        from rtl.verilog import generate
-    except ImportError:
-        generate = None
-    if generate is not None:
-        paths = generate(config, src, image=image, name=CORE_TOP)
-        return [p.name for p in paths[1:]]
-    from rtl.eie import EIE
-
-    text = amaranth_verilog.convert(EIE(config, image=image), name=CORE_TOP, emit_src=False)
-    text, inits = extract_inits(text, prefix="core")
-    (src / f"{CORE_TOP}.v").write_text(text)
-    for init in inits:
-        (src / init.filename).write_text(init.text())
-    return [init.filename for init in inits]
+    paths = generate(config, src, image=image, name=CORE_TOP)
+    return [p.name for p in paths[1:]]
 
 
 def _board_files(config, image, platform) -> tuple[str, str]:
@@ -247,10 +231,11 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
         d.mkdir(parents=True, exist_ok=True)
 
     board_v, board_xdc = _board_files(config, image, platform)
-    board_v, board_inits = extract_inits(board_v, prefix="board", keep_zero=image is not None)
+    board_v, board_inits = rewrite_inits(board_v, top=BOARD_TOP, prefix="board",
+                                         keep_zero=image is not None)
     (src / f"{BOARD_TOP}.v").write_text(board_v)
-    for init in board_inits:
-        (src / init.filename).write_text(init.text())
+    for filename, contents in board_inits.items():
+        (src / filename).write_text(contents)
     core_files = _core_files(config, image, src)
     (xdc_dir / f"{BOARD_TOP}.xdc").write_text(board_xdc)
     (xdc_dir / f"{CORE_TOP}_ooc.xdc").write_text(_ooc_xdc(platform.clock_hz))
@@ -264,7 +249,7 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
                 shutil.copy2(path, image_out / path.name)
                 image_files.append(f"src/image/{path.name}")
 
-    board_mems = [f"src/{init.filename}" for init in board_inits]
+    board_mems = [f"src/{filename}" for filename in board_inits]
     core_mems = [f"src/{name}" for name in core_files]
     (out / "build.tcl").write_text(_build_tcl(
         [f"src/{BOARD_TOP}.v"], board_mems, [f"constraints/{BOARD_TOP}.xdc"], image_files,

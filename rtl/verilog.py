@@ -22,7 +22,7 @@ from eie.config import EIEConfig
 
 from .eie import EIE
 
-__all__ = ["generate", "convert", "LINT_WAIVERS"]
+__all__ = ["generate", "convert", "rewrite_inits", "LINT_WAIVERS"]
 
 #: Verilator warnings waived for ``--lint-only -Wall`` (reason in docs/rtl.md).
 LINT_WAIVERS = (
@@ -34,22 +34,49 @@ LINT_WAIVERS = (
     "-Wno-CASEINCOMPLETE",  # Amaranth Switch: unlisted values keep the default assignment
 )
 
-_DECL = re.compile(r"^\s*reg\s+(?:signed\s+)?\[(\d+):0\]\s+(\S+)\s+\[(\d+):0\];\s*$")
-_MODULE = re.compile(r"^module\s+(\S+)\s*\(")
-_WORD = re.compile(r"^\s*(\S+)\s*\[(\d+)\]\s*=\s*(\d+)'([hbd])([0-9a-fA-F_]+);\s*$")
+_MODULE = re.compile(r"^\s*module\s+(\\\S+\s|[\w$]+)")
+_DECL = re.compile(r"^(\s*)reg\s+(?:signed\s+)?(?:\[(\d+):0\]\s+)?"
+                   r"(\\\S+\s|[\w$]+)\s*\[(\d+):(\d+)\];\s*$")
+_WORD = re.compile(r"^\s*(\\\S+\s|[\w$]+)\s*\[(\d+)\]\s*=\s*(\d+)'([hbd])([0-9a-fA-FxXzZ_]+);\s*$")
 
 
 def _file_stem(module: str, memory: str, top: str) -> str:
-    module = module.lstrip("\\")
-    if module == top:
-        path = [memory]
-    else:
-        path = module.split(".")[1:] + [memory]
-    return "_".join(path)
+    module = module.strip().lstrip("\\")
+    path = [memory] if module == top else module.split(".")[1:] + [memory]
+    return re.sub(r"[^0-9A-Za-z]+", "_", "_".join(path)).strip("_") or "mem"
 
 
-def _rewrite_inits(text: str, *, top: str, keep_zero: bool):
-    """Replace per-word ``initial`` blocks by ``$readmemh``; return (text, {file: lines})."""
+def _parse_word(base: str, digits: str) -> int:
+    # Undefined bits (x/z) have no defined value; block RAM and Verilator power up at 0.
+    digits = re.sub(r"[xXzZ]", "0", digits.replace("_", ""))
+    return int(digits, {"h": 16, "b": 2, "d": 10}[base])
+
+
+def _memory_init(lines, i, name, width, first, depth):
+    """Words of the ``initial begin ... end`` block starting at ``lines[i]``, and the index
+    of its ``end``; ``None`` when the block is not one plain assignment per address."""
+    words = [0] * depth
+    j = i
+    while j < len(lines) and lines[j].strip() != "end":
+        word = _WORD.match(lines[j])
+        if (word is None or word.group(1).strip() != name.strip()
+                or int(word.group(3)) != width
+                or not 0 <= int(word.group(2)) - first < depth):
+            return None, j
+        words[int(word.group(2)) - first] = _parse_word(word.group(4), word.group(5))
+        j += 1
+    return (words if j < len(lines) else None), j
+
+
+def rewrite_inits(text: str, *, top: str, keep_zero: bool, prefix: str = ""):
+    """Replace per-word memory ``initial`` blocks by ``$readmemh``.
+
+    Returns ``(text, {file name: contents})``. Files are named after the instance path and
+    memory (``pe0_spmat_read_even.mem``), with ``prefix_`` in front when given; contents are
+    the ``.mem`` format of docs/image-format.md. All-zero memories are dropped unless
+    ``keep_zero``. A block of any other shape is left as it is. The board flow
+    (``boards.vivado``) uses this on its own top too.
+    """
     lines = text.splitlines()
     out, files = [], {}
     module = top
@@ -61,28 +88,23 @@ def _rewrite_inits(text: str, *, top: str, keep_zero: bool):
             module = match.group(1)
         decl = _DECL.match(line)
         if decl and i + 1 < len(lines) and lines[i + 1].strip() == "initial begin":
-            width, name, depth = int(decl.group(1)) + 1, decl.group(2), int(decl.group(3)) + 1
-            words = [0] * depth
-            j = i + 2
-            while lines[j].strip() != "end":
-                word = _WORD.match(lines[j])
-                if word is None or word.group(1) != name:
-                    raise RuntimeError(f"unexpected memory initialiser line: {lines[j]!r}")
-                base = {"h": 16, "b": 2, "d": 10}[word.group(4)]
-                words[int(word.group(2))] = int(word.group(5).replace("_", ""), base)
-                j += 1
-            out.append(line)
-            if keep_zero or any(words):
-                stem = _file_stem(module, name.lstrip("\\"), top)
-                file = f"{stem}.mem"
-                if file in files:
-                    raise RuntimeError(f"two memories map to the side file {file}")
-                digits = (width + 3) // 4
-                files[file] = "".join(f"{w:0{digits}x}\n" for w in words)
-                # (an escaped identifier such as ``\\program`` must end with a space)
-                out.append(f'  initial $readmemh("{file}", {name} );')
-            i = j + 1
-            continue
+            indent, msb, name, hi, lo = decl.groups()
+            width = int(msb) + 1 if msb is not None else 1
+            first, last = sorted((int(hi), int(lo)))
+            words, end = _memory_init(lines, i + 2, name, width, first, last - first + 1)
+            if words is not None:
+                out.append(line)
+                if keep_zero or any(words):
+                    stem = _file_stem(module, name.strip().lstrip("\\"), top)
+                    file = f"{prefix}_{stem}.mem" if prefix else f"{stem}.mem"
+                    if file in files:
+                        raise RuntimeError(f"two memories map to the side file {file}")
+                    digits = (width + 3) // 4
+                    files[file] = "".join(f"{w:0{digits}x}\n" for w in words)
+                    # (an escaped identifier such as ``\\program`` must end with a space)
+                    out.append(f'{indent}initial $readmemh("{file}", {name.strip()} );')
+                i = end + 1
+                continue
         out.append(line)
         i += 1
     return "\n".join(out) + "\n", files
@@ -123,7 +145,7 @@ def convert(config: EIEConfig, *, image=None, name: str = "eie_top"):
             text = verilog.convert(top, name=name, emit_src=False)
     else:
         text = verilog.convert(top, name=name, emit_src=False)
-    return _rewrite_inits(text, top=name, keep_zero=image is not None)
+    return rewrite_inits(text, top=name, keep_zero=image is not None)
 
 
 def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top") -> list[Path]:

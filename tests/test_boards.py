@@ -13,7 +13,6 @@ from amaranth.lib import io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.ku060 import DEFAULT_PINS, PART, KU060Platform, load_pin_file, pin_resources
-from boards.memfiles import extract_inits
 from eie.config import EIEConfig
 
 SMALL = EIEConfig(n_pes=2, spmat_depth=64, ptr_depth=32, act_depth=16, acc_depth=4,
@@ -106,16 +105,16 @@ class _TwoMemories(wiring.Component):
         return m
 
 
-def test_extract_inits_writes_readmemh_files():
+def test_rewrite_inits_writes_readmemh_files():
+    from rtl.verilog import rewrite_inits
+
     text = verilog.convert(_TwoMemories(), name="two", emit_src=False)
-    new, inits = extract_inits(text, prefix="t")
+    new, files = rewrite_inits(text, top="two", prefix="t", keep_zero=True)
     # "table" is a Verilog keyword, so Yosys writes the escaped identifier "\\table "
-    by_name = {init.name.lstrip("\\"): init for init in inits}
-    assert set(by_name) == {"table", "other"}
-    assert by_name["table"].text() == "001\nabc\n007\n" + "000\n" * 5
-    assert by_name["other"].text() == "005\n" * 8
-    assert f'$readmemh("{by_name["table"].filename}", \\table )' in new
-    assert f'$readmemh("{by_name["other"].filename}", other)' in new
+    assert files == {"t_table.mem": "001\nabc\n007\n" + "000\n" * 5,
+                     "t_other.mem": "005\n" * 8}
+    assert '$readmemh("t_table.mem", \\table )' in new
+    assert '$readmemh("t_other.mem", other )' in new
     assert "table[1] = " not in new and "other[0] = " not in new
 
 
