@@ -173,7 +173,7 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
             f"| {spec[0]} | {rc if rc is not None else 'n/a'} | {report.total} | "
             f"{layer.compute} | {layer.ideal} | {layer.efficiency:.3f} | {us:.2f} | "
             f"{spec[6]} | {spec[5]} | {'yes' if ok else 'no'} |")
-    sweep = _queue_sweep(out, quick, rng, scale)
+    sweep = _queue_sweep(out, quick, cases[1][1], cases[1][2])
     lines += ["", "Queue-depth sweep on Alex-7 (cycle model, which the RTL regression "
               "matches cycle for cycle):", "",
               "| queue depth | cycles | load-balance eff. |", "|---|---|---|"]
@@ -203,19 +203,15 @@ def _simulate_cases(cases):
     return results
 
 
-def _queue_sweep(out: Path, quick: bool, rng, scale):
+def _queue_sweep(out: Path, quick: bool, image, q):
+    """Alex-7 (the table's own case) at every queue depth, on the cycle model."""
     import golden
 
     spec = EIE_LAYERS[1]
     sweep = []
-    base = None
     for depth in QUEUE_SWEEP:
-        config = dataclasses.replace(eie_bench_config(quick), queue_depth=depth)
-        if base is None:
-            base = _layer_case(spec, config, rng, scale)
-        image, q = base
-        image = dataclasses.replace(image, config=config)
-        layer = golden.cycles(image, q).layers[0]
+        config = dataclasses.replace(image.config, queue_depth=depth)
+        layer = golden.cycles(dataclasses.replace(image, config=config), q).layers[0]
         sweep.append((depth, layer.cycles, layer.efficiency))
     import matplotlib
 
