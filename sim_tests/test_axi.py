@@ -10,6 +10,7 @@ repeats. Cycle counters read over AXI must equal the golden cycle model.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 from pathlib import Path
 
@@ -59,17 +60,21 @@ def _build(config: EIEConfig) -> Path:
     out = (SIM_BUILD / f"axi_{config.config_id:08x}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / "stamp"
-    if stamp.exists() and stamp.read_text() == key.hexdigest() and (out / TOPLEVEL).exists():
-        return out
-    verilator_env()
-    source = out / f"{TOPLEVEL}.v"
-    source.write_text(verilog.convert(AxiHost(config, streams=True), name=TOPLEVEL,
-                                      emit_src=False))
-    runner = get_runner("verilator")
-    runner.build(sources=[str(source)], hdl_toplevel=TOPLEVEL, build_dir=out,
-                 timescale=("1ns", "1ps"), build_args=["-Wno-fatal", "-O1"],
-                 log_file=out / "build.log")
-    stamp.write_text(key.hexdigest())
+    # pytest -n 2 runs both parametrizations at once: one builds, the other waits.
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (stamp.exists() and stamp.read_text() == key.hexdigest()
+                and (out / TOPLEVEL).exists()):
+            return out
+        verilator_env()
+        source = out / f"{TOPLEVEL}.v"
+        source.write_text(verilog.convert(AxiHost(config, streams=True), name=TOPLEVEL,
+                                          emit_src=False))
+        runner = get_runner("verilator")
+        runner.build(sources=[str(source)], hdl_toplevel=TOPLEVEL, build_dir=out,
+                     timescale=("1ns", "1ps"), build_args=["-Wno-fatal", "-O1"],
+                     log_file=out / "build.log")
+        stamp.write_text(key.hexdigest())
     return out
 
 
