@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import os
 import re
 import shutil
@@ -62,15 +63,18 @@ _CONTROL_FILE = """`verilator_config
 // because no internal net can be written from outside, no combinational logic is
 // re-evaluated on every input change).
 """
-_PORT = re.compile(r"^\s*(?:input|output|inout)\b[^;]*?([\w$]+)\s*;")
+_PORT = re.compile(r"^\s*(input|output|inout)\b[^;]*?([\w$]+)\s*;")
 
 
 def _control_file(verilog: str, top: str) -> str:
-    """Verilator control file making exactly the ports of module ``top`` public."""
+    """Verilator control file making exactly the ports of module ``top`` public: inputs
+    writable, outputs read-only (a writable output would make all logic that reads it
+    input-sensitive)."""
     body = verilog.split(f"module {top}(", 1)[1].split("endmodule", 1)[0]
-    ports = [m.group(1) for m in map(_PORT.match, body.splitlines()) if m]
+    ports = [m.groups() for m in map(_PORT.match, body.splitlines()) if m]
     return _CONTROL_FILE + "".join(
-        f'public_flat_rw -module "{top}" -var "{port}"\n' for port in ports)
+        f'public_flat_{"rd" if kind == "output" else "rw"} -module "{top}" -var "{port}"\n'
+        for kind, port in ports)
 
 
 def _verilator_runner():
@@ -92,6 +96,7 @@ def _design_hash(config: EIEConfig, waves: str | None) -> str:
     h = hashlib.sha256(repr(sorted(config.to_dict().items())).encode())
     h.update(str(waves).encode())
     h.update(_CONTROL_FILE.encode())
+    h.update(inspect.getsource(_control_file).encode())
     h.update(repr(BUILD_ARGS).encode())
     rtl = Path(__file__).resolve().parent.parent / "rtl"
     for path in sorted(rtl.glob("*.py")):
