@@ -68,7 +68,7 @@ class ImageStats:
 
 
 def image_stats(image: PackedImage) -> ImageStats:
-    from compiler.huffman import huffman_bits
+    from compiler.huffman import huffman_report
 
     c = image.config
     n = c.n_pes
@@ -120,9 +120,9 @@ def image_stats(image: PackedImage) -> ImageStats:
     packed = int(words_pe.sum()) * c.word_bits // 8 + fixed
     v = np.concatenate(all_v) if all_v else np.zeros(0, np.int64)
     z = np.concatenate(all_z) if all_z else np.zeros(0, np.int64)
-    hv = huffman_bits(v, symbol_bits=c.weight_bits)
-    hz = huffman_bits(z, symbol_bits=c.index_bits)
-    huff = -(-(hv + hz) // 8) + fixed
+    huffman = huffman_report(v, z, v_bits=c.weight_bits, z_bits=c.index_bits)
+    hv, hz = huffman["huffman_v_bits"], huffman["huffman_z_bits"]
+    huff = -(-huffman["huffman_bits"] // 8) + fixed
     stats.totals = dict(dense_bytes=dense, packed_bytes=packed, ratio=dense / max(packed, 1),
                         huffman_v_bits=hv, huffman_z_bits=hz, huffman_bytes=huff,
                         huffman_ratio=dense / max(huff, 1))
