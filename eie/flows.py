@@ -56,27 +56,42 @@ def load_input(path, n_in: int) -> np.ndarray:
     return x
 
 
-def golden_file(image_dir, input_path, output_path) -> dict:
-    """``eie golden``: bit-exact inference plus the cycle model, written to an .npz."""
+def _load_run(image_dir, input_path):
+    """The image, the float input as given and its quantized ``[batch, n_in]`` form."""
     import golden
     from eie.image_io import read_image
 
     image = read_image(image_dir)
     x = load_input(input_path, image.n_in)
-    batch = np.atleast_2d(x)
-    q_in = golden.quantize_input(batch, image.config)
-    result = golden.run(image, q_in)
-    tiles = golden.decode_program(image)
-    cycles = [golden.cycles(image, q, tiles=tiles) for q in _progress(q_in, "cycle model")]
-    per_layer = np.array([[layer.cycles for layer in c.layers] for c in cycles], np.int64)
+    return image, x, golden.quantize_input(np.atleast_2d(x), image.config)
+
+
+def _save_run(output_path, image, batch_shape, q, cycles, cycles_per_layer) -> dict:
+    """The ``.npz`` of ``eie golden`` and ``eie sim``, shaped like the input's batch."""
+    import golden
+
+    q = np.asarray(q).reshape(batch_shape + (image.n_out,))
     out = {
-        "y": result.y.reshape(x.shape[:-1] + (image.n_out,)),
-        "q": result.q.reshape(x.shape[:-1] + (image.n_out,)),
-        "cycles": np.array([c.total for c in cycles], np.int64).reshape(x.shape[:-1]),
-        "cycles_per_layer": per_layer.reshape(x.shape[:-1] + (len(image.layers),)),
+        "y": golden.dequantize(q, image.config),
+        "q": q,
+        "cycles": np.asarray(cycles, np.int64).reshape(batch_shape),
+        "cycles_per_layer": np.asarray(cycles_per_layer, np.int64).reshape(
+            batch_shape + (len(image.layers),)),
     }
     np.savez(output_path, **out)
     return out
+
+
+def golden_file(image_dir, input_path, output_path) -> dict:
+    """``eie golden``: bit-exact inference plus the cycle model, written to an .npz."""
+    import golden
+
+    image, x, q_in = _load_run(image_dir, input_path)
+    result = golden.run(image, q_in)
+    tiles = golden.decode_program(image)
+    cycles = [golden.cycles(image, q, tiles=tiles) for q in _progress(q_in, "cycle model")]
+    return _save_run(output_path, image, x.shape[:-1], result.q, [c.total for c in cycles],
+                     [[layer.cycles for layer in c.layers] for c in cycles])
 
 
 def inspect_report(image) -> str:
@@ -98,8 +113,11 @@ def dispatch(args):
             final_relu=args.final_relu, formats=args.formats)
         print(inspect_report(image))
         print(f"wrote {args.output}")
-    elif command == "golden":
-        out = golden_file(args.image, args.input, args.output)
+    elif command in ("golden", "sim"):
+        if command == "golden":
+            out = golden_file(args.image, args.input, args.output)
+        else:
+            out = sim_file(args.image, args.input, args.output, waves=args.waves)
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "
               f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
     elif command == "inspect":
@@ -122,8 +140,6 @@ def dispatch(args):
         paths = generate(config, args.output, image=image)
         for path in paths:
             print(path)
-    elif command == "sim":
-        sim_file(args.image, args.input, args.output, waves=args.waves)
     elif command == "build":
         from boards.vivado import write_project
 
@@ -159,22 +175,9 @@ def _config_for_image(config: EIEConfig, image) -> EIEConfig:
 
 def sim_file(image_dir, input_path, output_path, waves=None) -> dict:
     """``eie sim``: run the image on the RTL under Verilator; same fields as ``eie golden``."""
-    import golden
-    from eie.image_io import read_image
     from sim_tests.runner import simulate
 
-    image = read_image(image_dir)
-    x = load_input(input_path, image.n_in)
-    q_in = golden.quantize_input(np.atleast_2d(x), image.config)
+    image, x, q_in = _load_run(image_dir, input_path)
     result = simulate(image, q_in, waves=waves)
-    q = np.asarray(result["q"]).reshape(x.shape[:-1] + (image.n_out,))
-    out = {
-        "y": golden.dequantize(q, image.config),
-        "q": q,
-        "cycles": np.asarray(result["cycles_total"]).reshape(x.shape[:-1]),
-        "cycles_per_layer": np.asarray(result["cycles_per_layer"]).reshape(
-            x.shape[:-1] + (len(image.layers),)),
-    }
-    np.savez(output_path, **out)
-    print(f"wrote {output_path}: cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
-    return out
+    return _save_run(output_path, image, x.shape[:-1], result["q"], result["cycles_total"],
+                     result["cycles_per_layer"])

@@ -132,3 +132,30 @@ def test_baked_image():
     config = sim_config(4, 8)
     image, q = random_case(config, 11, widths=[70, 90, 40], w_density=0.3, a_density=0.6)
     check(image, q, bake=True)
+
+
+def test_cli_sim_matches_cli_golden(tmp_path):
+    """`eie sim` writes the same fields as `eie golden`, with equal values (reuses the
+    (4, 8) build)."""
+    import json
+
+    import torch
+
+    from eie.cli import main
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 40), torch.nn.ReLU(),
+                                torch.nn.Linear(40, 6))
+    torch.save(model.state_dict(), tmp_path / "mlp.pt")
+    (tmp_path / "config.json").write_text(json.dumps(sim_config(4, 8).to_dict()))
+    image = tmp_path / "image"
+    assert main(["pack", str(tmp_path / "mlp.pt"), "-o", str(image), "--config",
+                 str(tmp_path / "config.json"), "--density", "0.3"]) == 0
+    np.save(tmp_path / "x.npy", np.random.default_rng(3).uniform(-1, 1, (3, 30)))
+    for command in ("golden", "sim"):
+        assert main([command, str(image), "--input", str(tmp_path / "x.npy"),
+                     "-o", str(tmp_path / f"{command}.npz")]) == 0
+    want, got = np.load(tmp_path / "golden.npz"), np.load(tmp_path / "sim.npz")
+    assert sorted(got.files) == sorted(want.files)
+    for field in want.files:
+        np.testing.assert_array_equal(got[field], want[field], err_msg=field)
