@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import importlib
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import (
+    Array,
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    DomainRenamer,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -166,6 +177,18 @@ class EIE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
+        # ---- reset register (docs/rtl.md, "Reset") ----------------------------------------
+        # Every flop of the array is in the local ``core`` domain, whose reset is ``rst``
+        # delayed by one flop. The synchronous-reset muxes then depend on state only, not
+        # on a top-level input: on an FPGA the reset net fans out from one flop, and in
+        # Verilator no next-state logic lands in the input-combinational region that is
+        # re-evaluated on every clock edge.
+        m.domains.core = ClockDomain("core", local=True)
+        rst_q = Signal(name="rst_q", reset_less=True)
+        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
+                     ResetSignal("core").eq(rst_q)]
+        core = DomainRenamer("core")
         n = cfg.n_pes
         pe_class = self._pe_class or _pe_class()
         layout = cfg.descriptor_layout()
@@ -175,25 +198,25 @@ class EIE(wiring.Component):
         for p in range(n):
             init = pe_init(self._image, p) if self._image is not None else None
             pe = pe_class(config=cfg, init=init)
-            m.submodules[f"pe{p}"] = pe
+            m.submodules[f"pe{p}"] = core(pe)
             pes.append(pe)
-        m.submodules.scanner = scanner = RowScanner(
-            n_pes=n, act_bits=cfg.act_bits, depth=cfg.act_depth)
+        scanner = RowScanner(n_pes=n, act_bits=cfg.act_bits, depth=cfg.act_depth)
+        m.submodules.scanner = core(scanner)
 
         program_init = []
         if self._image is not None:
             program_init = [d.encode(cfg) for d in self._image.program]
         m.submodules.program_memory = program = memory.Memory(
             shape=cfg.descriptor_bits, depth=cfg.max_tiles, init=program_init)
-        prog_rd = program.read_port()
-        prog_wr = program.write_port()
+        prog_rd = program.read_port(domain="core")
+        prog_wr = program.write_port(domain="core")
 
         # ---- host command stage (one register stage for fan-out) -------------------------
         cmd_write = Signal(name="cmd_write")
         cmd_read = Signal(name="cmd_read")
         cmd_addr = Signal(32, name="cmd_addr")
         cmd_wdata = Signal(64, name="cmd_wdata")
-        m.d.sync += [
+        m.d.core += [
             cmd_write.eq(self.host.write),
             cmd_read.eq(self.host.read),
             cmd_addr.eq(self.host.addr),
@@ -228,7 +251,7 @@ class EIE(wiring.Component):
             cmd_wdata[0]
 
         with m.If(self.busy):
-            m.d.sync += [total_cycles.eq(total_cycles + 1), layer_count.eq(layer_count + 1)]
+            m.d.core += [total_cycles.eq(total_cycles + 1), layer_count.eq(layer_count + 1)]
 
         # Scanner done, delayed so that it lines up with the PEs' idle (see docs/rtl.md).
         all_ready = Signal(name="all_ready")
@@ -241,7 +264,7 @@ class EIE(wiring.Component):
         scan_done = ~scanner.running
         for k in range(self.idle_latency):
             delayed = Signal(name=f"scan_done_d{k + 1}")
-            m.d.sync += delayed.eq(Mux(scanner.start, 0, scan_done))
+            m.d.core += delayed.eq(Mux(scanner.start, 0, scan_done))
             scan_done = delayed
         compute_end = Signal(name="compute_end")
         m.d.comb += compute_end.eq(scan_done & all_idle)
@@ -251,51 +274,51 @@ class EIE(wiring.Component):
         with m.Switch(state):
             with m.Case(_State.IDLE):
                 with m.If(start):
-                    m.d.sync += [
+                    m.d.core += [
                         state.eq(_State.FETCH), pc.eq(0), src_bank.eq(0), layer.eq(0),
                         total_cycles.eq(0), layer_count.eq(0), self.done.eq(0),
                     ]
             with m.Case(_State.FETCH):
-                m.d.sync += state.eq(_State.DECODE)
+                m.d.core += state.eq(_State.DECODE)
             with m.Case(_State.DECODE):
                 fields, pos = {}, 0
                 for name, width in layout.items():
                     fields[name] = prog_rd.data[pos:pos + width]
                     pos += width
                 for name in tile.shape().members:
-                    m.d.sync += getattr(tile, name).eq(fields[name])
-                m.d.sync += [
+                    m.d.core += getattr(tile, name).eq(fields[name])
+                m.d.core += [
                     in_local.eq(fields["in_local"]), out_local.eq(fields["out_local"]),
                     flag_swap.eq(fields["swap"]), flag_last.eq(fields["last"]),
                     row.eq(0), state.eq(_State.PRELOAD),
                 ]
             with m.Case(_State.PRELOAD):
-                m.d.sync += row.eq(row + 1)
+                m.d.core += row.eq(row + 1)
                 # The scanner loads row 0 (addressed since FETCH) in the last preload cycle.
                 with m.If(row + 1 >= out_local):
                     m.d.comb += scanner.start.eq(1)
-                    m.d.sync += [state.eq(_State.COMPUTE), row.eq(0)]
+                    m.d.core += [state.eq(_State.COMPUTE), row.eq(0)]
             with m.Case(_State.COMPUTE):
                 # Write-back may start in the cycle after the PEs' idle is seen, so DRAIN is
                 # IDLE_DELAY + 1 cycles and needs no state of its own.
                 with m.If(compute_end):
-                    m.d.sync += state.eq(_State.WRITEBACK)
+                    m.d.core += state.eq(_State.WRITEBACK)
             with m.Case(_State.WRITEBACK):
-                m.d.sync += row.eq(row + 1)
+                m.d.core += row.eq(row + 1)
                 with m.If(row + 1 >= out_local):
-                    m.d.sync += [state.eq(_State.POST), post_count.eq(0)]
+                    m.d.core += [state.eq(_State.POST), post_count.eq(0)]
             with m.Case(_State.POST):
-                m.d.sync += post_count.eq(post_count + 1)
+                m.d.core += post_count.eq(post_count + 1)
                 with m.If(post_count + 1 >= self.post_cycles):
                     with m.If(flag_swap | flag_last):
-                        m.d.sync += [layer_cycles[layer].eq(layer_count + 1),
+                        m.d.core += [layer_cycles[layer].eq(layer_count + 1),
                                      layer_count.eq(0), layer.eq(layer + 1)]
                     with m.If(flag_swap):
-                        m.d.sync += src_bank.eq(~src_bank)
+                        m.d.core += src_bank.eq(~src_bank)
                     with m.If(flag_last):
-                        m.d.sync += [state.eq(_State.IDLE), self.done.eq(1)]
+                        m.d.core += [state.eq(_State.IDLE), self.done.eq(1)]
                     with m.Else():
-                        m.d.sync += [state.eq(_State.FETCH), pc.eq(pc + 1)]
+                        m.d.core += [state.eq(_State.FETCH), pc.eq(pc + 1)]
 
         # ---- PE wiring -------------------------------------------------------------------
         preload_en = state == _State.PRELOAD
@@ -333,7 +356,7 @@ class EIE(wiring.Component):
         # Descriptors wider than the 64-bit host data take their upper bits from WDATA_HIGH.
         wdata_high = Signal(max(1, cfg.descriptor_bits - 64), name="wdata_high")
         with m.If(cmd_write & (region == Region.REGS) & (cmd_offset == Reg.WDATA_HIGH)):
-            m.d.sync += wdata_high.eq(cmd_wdata)
+            m.d.core += wdata_high.eq(cmd_wdata)
         m.d.comb += [
             prog_wr.addr.eq(cmd_offset),
             prog_wr.data.eq(Cat(cmd_wdata, wdata_high)),
@@ -345,7 +368,7 @@ class EIE(wiring.Component):
         read_region_q = Signal(4, name="read_region_q")
         read_pe_q = Signal(8, name="read_pe_q")
         read_offset_q = Signal(_ADDR_BITS, name="read_offset_q")
-        m.d.sync += [read_q.eq(cmd_read), read_region_q.eq(region), read_pe_q.eq(cmd_pe),
+        m.d.core += [read_q.eq(cmd_read), read_region_q.eq(region), read_pe_q.eq(cmd_pe),
                      read_offset_q.eq(cmd_offset)]
         scan_data = Array(pe.scan_data for pe in pes)
         reg_data = Signal(64, name="reg_data")
@@ -363,10 +386,10 @@ class EIE(wiring.Component):
                     m.d.comb += reg_data.eq(layer_cycles[k])
         with m.If(read_region_q == Region.PE):
             # Sign-extended activation of the addressed PE.
-            m.d.sync += self.host.rdata.eq(scan_data[read_pe_q].as_signed())
+            m.d.core += self.host.rdata.eq(scan_data[read_pe_q].as_signed())
         with m.Else():
-            m.d.sync += self.host.rdata.eq(reg_data)
-        m.d.sync += self.host.rvalid.eq(read_q)
+            m.d.core += self.host.rdata.eq(reg_data)
+        m.d.core += self.host.rvalid.eq(read_q)
         return m
 
     # ---- pipeline constants (docs/rtl.md, "Array top") ------------------------------------

@@ -84,3 +84,15 @@ def test_baked_readmemh(tmp_path):
 def test_bad_name(tmp_path):
     with pytest.raises(ValueError, match="Verilog identifier"):
         generate(CONFIG, tmp_path, name="1bad name")
+
+
+def test_reset_input_feeds_one_flop():
+    """``rst`` is registered once at the top (docs/rtl.md, "Reset"): no logic of the array
+    depends combinationally on the input, so Verilator evaluates none of it per input edge."""
+    from rtl.verilog import convert
+
+    text, _ = convert(EIEConfig(n_pes=3))
+    top = text.split("module eie_top(", 1)[1].split("endmodule", 1)[0]
+    uses = [line.strip() for line in top.splitlines() if re.search(r"\brst\b", line)]
+    assert uses[0].endswith(");")                     # the port list
+    assert uses[1:] == ["input rst;", "wire rst;", "rst_q <= rst;"]
