@@ -105,9 +105,59 @@ def _design_hash(config: EIEConfig, waves: str | None) -> str:
     return h.hexdigest()[:16]
 
 
+_INCLUDE_DIRS = ("/usr/include", "/usr/local/include")
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
+             "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/local/lib")
+# Verilator's FST writer (include/fstcpp/fstcpp_writer.cpp) includes <lz4.h> and calls
+# these two functions of liblz4's stable public API (since lz4 1.7.3).
+_LZ4_SHIM = """/* Declarations of the two liblz4 functions Verilator's FST writer calls; written by
+   sim_tests/runner.py because this machine has the lz4 runtime library but no headers. */
+#ifndef EIE_LZ4_SHIM_H
+#define EIE_LZ4_SHIM_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+#ifdef __cplusplus
+}
+#endif
+#endif
+"""
+
+
+def _lz4_library() -> Path | None:
+    """liblz4's shared library (development link or runtime soname), if installed."""
+    for name in ("liblz4.so", "liblz4.so.1"):
+        for d in _LIB_DIRS:
+            if Path(d, name).exists():
+                return Path(d, name)
+    return None
+
+
 def _fst_supported() -> bool:
-    """Verilator's FST writer needs the lz4 headers at C++ compile time."""
-    return any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+    """Verilator's FST writer needs liblz4 (headers and library, or the library alone,
+    see :func:`_fst_build_args`)."""
+    return _lz4_library() is not None
+
+
+def _fst_build_args(out: Path) -> list[str]:
+    """Extra Verilator arguments of an FST build. With the lz4 headers installed, none;
+    otherwise ``out/lz4_shim`` gets a two-function ``lz4.h`` and a ``liblz4.so`` link to the
+    runtime library, and the C++ compile and link are pointed at it."""
+    lib = _lz4_library()
+    headers = any(Path(d, "lz4.h").exists() for d in _INCLUDE_DIRS)
+    if headers and lib is not None and lib.name == "liblz4.so":
+        return []
+    if lib is None:
+        raise RuntimeError("FST tracing needs liblz4 (not found)")
+    shim = out / "lz4_shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "lz4.h").write_text(_LZ4_SHIM)
+    link = shim / "liblz4.so"
+    link.unlink(missing_ok=True)
+    link.symlink_to(lib.resolve())
+    return ["-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
 
 
 def _wave_path(waves) -> Path | None:
@@ -116,7 +166,7 @@ def _wave_path(waves) -> Path | None:
         return None
     path = Path(waves).resolve()
     if path.suffix == ".fst" and not _fst_supported():
-        warnings.warn(f"FST tracing needs lz4 headers (not found); writing VCD to "
+        warnings.warn(f"FST tracing needs liblz4 (not found); writing VCD to "
                       f"{path.with_suffix('.vcd')}", stacklevel=3)
         path = path.with_suffix(".vcd")
     return path
@@ -129,15 +179,16 @@ def _wave_kind(waves) -> str | None:
 
 
 def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = None,
-          bake_image=None) -> Path:
+          bake_image=None, threads: int = 1) -> Path:
     """Verilate the array for ``config`` into its own build directory (cached); return it.
 
     ``opt`` is the C++ optimisation of the model (default ``$EIE_SIM_OPT`` or ``-O1``;
     ``-O0`` compiles a 64-PE model several times faster, ``-O2`` simulates faster).
+    ``threads`` > 1 builds a multi-threaded model (Verilator ``--threads``).
     With ``bake_image`` the Verilog reads every memory with ``$readmemh`` from side files
     in the simulator's working directory (rtl/verilog.py); which image is loaded is decided
     at run time by the files, so one baked build serves every image of the config.
-    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_baked][_fst|_vcd]``. A
+    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_tN][_baked][_fst|_vcd]``. A
     stamp holding a hash of the config, the flags and ``rtl/*.py`` skips the build when
     nothing changed; a file lock makes concurrent callers (pytest-xdist workers) wait.
     """
@@ -146,11 +197,14 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
     kind = _wave_kind(waves)
     opt = opt or os.environ.get("EIE_SIM_OPT", "-O1")
     root = Path(build_dir) if build_dir is not None else SIM_BUILD
-    name = f"{config.config_id:08x}_{opt.lstrip('-')}"
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    name = f"{config.config_id:08x}_{opt.lstrip('-')}" + (f"_t{threads}" if threads > 1 else "")
     name += ("_baked" if bake_image is not None else "") + (f"_{kind}" if kind else "")
     out = (root / name).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    key = _design_hash(config, kind) + opt + str(bake_image is not None)
+    key = _design_hash(config, kind) + opt + str(bake_image is not None) + str(threads)
     stamp = out / "stamp"
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -164,7 +218,9 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
         runner = _verilator_runner()
         build_args = list(BUILD_ARGS)
         if kind == "fst":
-            build_args.append("--trace-fst")
+            build_args += ["--trace-fst", *_fst_build_args(out)]
+        if threads > 1:
+            build_args += ["--threads", str(threads)]
         saved = os.environ.get("MAKEFLAGS")
         os.environ["MAKEFLAGS"] = f"{saved or ''} OPT_FAST={opt} OPT_SLOW={opt}".strip()
         try:
@@ -285,7 +341,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000,
-                       build_dir=None, opt: str | None = None) -> dict:
+                       build_dir=None, opt: str | None = None, threads: int = 1) -> dict:
     """Verilator speed on a running array: simulated cycles per wall-clock second.
 
     Builds ``config`` (default: ``EIEConfig.paper()``, 64 PEs), then clocks it for
@@ -295,7 +351,7 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
     from cocotb_tools.runner import get_runner
 
     config = config or EIEConfig.paper()
-    out = build(config, build_dir=build_dir, opt=opt)
+    out = build(config, build_dir=build_dir, opt=opt, threads=threads)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_", dir=out) as tmp:
         tmp = Path(tmp)
@@ -323,10 +379,12 @@ if __name__ == "__main__":
     parser.add_argument("--pes", type=int, default=64)
     parser.add_argument("--cycles", type=int, default=200_000)
     parser.add_argument("--opt", default=None, help="C++ optimisation (default -O1)")
+    parser.add_argument("--threads", type=int, default=1, help="Verilator --threads")
     args = parser.parse_args()
     cfg = EIEConfig.paper(n_pes=args.pes)
     t0 = time.perf_counter()
-    r = measure_throughput(cfg, cycles=args.cycles, opt=args.opt)
-    print(f"{args.pes} PEs (paper sizes), {args.opt or 'default opt'}: {r['cycles']} cycles "
+    r = measure_throughput(cfg, cycles=args.cycles, opt=args.opt, threads=args.threads)
+    print(f"{args.pes} PEs (paper sizes), {args.opt or 'default opt'}, {args.threads} thread(s): "
+          f"{r['cycles']} cycles "
           f"in {r['seconds']:.2f} s = {r['cycles'] / r['seconds']:.0f} cycles/s "
           f"(whole command incl. build {time.perf_counter() - t0:.0f} s)")

@@ -9,6 +9,8 @@ port and runs a batch of inputs (including an all-zero one). Outputs must equal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,50 @@ def test_cli_sim_matches_cli_golden(tmp_path):
     assert sorted(got.files) == sorted(want.files)
     for field in want.files:
         np.testing.assert_array_equal(got[field], want[field], err_msg=field)
+
+
+def _vcd_top_signals(text: str) -> dict[str, str]:
+    """``{name: id code}`` of the variables in the VCD's top scope."""
+    codes, depth = {}, 0
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["$scope"]:
+            depth += 1
+        elif words[:1] == ["$upscope"]:
+            depth -= 1
+        elif words[:1] == ["$var"] and depth == 1:
+            codes[words[4]] = words[3]
+        elif words[:1] == ["$enddefinitions"]:
+            break
+    return codes
+
+
+def test_waveforms_vcd_and_fst(tmp_path):
+    """`--waves x.vcd` and `--waves x.fst` record the run (FST through the lz4 shim when
+    the machine has liblz4 but no headers); the traced builds stay bit-exact."""
+    import struct
+
+    from sim_tests.runner import _fst_supported
+
+    config = sim_config(2, 2)
+    image, q = random_case(config, 21, widths=[12, 10], w_density=0.5, a_density=0.7,
+                           batch=1)
+    vcd = simulate(image, q, waves=tmp_path / "run.vcd")
+    np.testing.assert_array_equal(vcd["q"], golden.run(image, q).q)
+    text = Path(vcd["waves"]).read_text()
+    codes = _vcd_top_signals(text)
+    assert {"clk", "rst", "busy", "done"} <= set(codes)
+    body = text.split("$enddefinitions", 1)[1].splitlines()
+    assert f"1{codes['done']}" in body and f"1{codes['busy']}" in body
+    vcd_end = max(int(line[1:]) for line in body if line.startswith("#"))
+    if not _fst_supported():
+        pytest.skip("no liblz4 on this machine: FST falls back to VCD")
+    fst = simulate(image, q, waves=tmp_path / "run.fst")
+    np.testing.assert_array_equal(fst["q"], vcd["q"])
+    assert fst["cycles_total"].tolist() == vcd["cycles_total"].tolist()
+    data = Path(fst["waves"]).read_bytes()
+    assert fst["waves"].endswith(".fst")
+    # FST header block: type 0, section length 329, then start and end time (big endian).
+    block, length, start, end = struct.unpack(">BQQQ", data[:25])
+    assert (block, length, start) == (0, 329, 0)
+    assert end == vcd_end
