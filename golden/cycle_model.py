@@ -1,8 +1,9 @@
 """Cycle model of the EIE array: the schedule of docs/architecture.md, cycle for cycle.
 
-For each tile the LNZD turns the source activation rows into broadcast slots, the slots
-fill the PEs' activation queues (depth ``queue_depth``) and each PE spends
-``max(len, 1)`` cycles on a broadcast column. :func:`compute_span` evaluates the
+For each tile the LNZD turns the source activation rows into broadcast slots; each PE
+reads the pointers of a broadcast column as it arrives, queues the non-empty columns
+(depth ``queue_depth``) and spends ``len`` cycles on each, so a column with no entries in
+a PE costs that PE no cycle. :func:`compute_span` evaluates the
 recurrences of docs/architecture.md ("Broadcast slots", "PE", "Compute span") exactly;
 :func:`cycles` adds the preload/write-back phases and the pipeline constants.
 
@@ -31,7 +32,7 @@ __all__ = ["PIPELINE", "Span", "TileCycles", "LayerCycles", "CycleReport", "comp
 #   POST:  per tile, from the last write-back cycle to the next tile (or `done`).
 # Owned by the RTL: the RTL engineer sets these to the implementation's values; the
 # model and the RTL counters must then agree exactly.
-PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 6, "POST": 1}
+PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 5, "POST": 1}
 
 
 @dataclass
@@ -48,7 +49,8 @@ class Span:
     slots : broadcast slots (non-zero slots plus one per all-zero activation row).
     columns, broadcast_cycles, pop_cycles : only with ``trace=True``: int64 [M] column
         ``j_m`` and cycle ``b_m`` of each non-zero broadcast, int64 [n_pes, M] the cycle
-        ``s[p, m]`` PE ``p`` pops it (cycles relative to the start of the compute phase).
+        ``s[p, m]`` PE ``p`` pops it, -1 where the column is empty in PE ``p`` (never
+        queued); cycles relative to the start of the compute phase.
     """
 
     compute: int
@@ -105,37 +107,53 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
     tail = n_empty - (int(eb[-1]) if m_total else 0)
 
     lens = lengths[:, js]                                        # [n, M]
-    dur = np.maximum(lens, 1)
     busy = lens.sum(axis=1)
     depth = int(queue_depth)
 
-    smax = [0] * m_total            # max_p s[p, m]
+    # docs/architecture.md: broadcast m goes in the first cycle b >= free with, in every
+    # PE, (queue level) - (pop in b) + (broadcast in b - 1) < D, i.e.
+    #   b_m = max(free_m, max_p R_D[p]), plus one if that is b_{m-1} + 1 and D = 1 or
+    #   max_p R_{D-1}[p] (over the columns before m - 1) > b_{m-1} + 1,
+    # where R_c[p] is the pop cycle of PE p's c-th most recent non-empty column (0 if
+    # none). A non-empty column of PE p is popped in s = max(b_m + 2, e[p]) and ends in
+    # e[p] = s + len; empty columns are never queued.
+    # Per PE, a ring of the pop cycles of its last D non-empty columns: with cnt[p]
+    # non-empty columns so far, ring[p, cnt % D] is the D-th most recent (R_D) and
+    # ring[p, (cnt + 1) % D] the (D-1)-th most recent (R_{D-1}, for D >= 2); 0 = none.
+    rows = np.arange(n)
+    ring = np.zeros((n, depth), np.int64)
+    cnt = np.zeros(n, np.int64)
+    end = np.zeros(n, np.int64)        # e[p]: s + len of PE p's last non-empty column
+    lens_t = lens.T                    # [M, n], row m contiguous
+    nonempty_t = lens_t > 0
     b_prev = -1
+    u_next = 0                         # max_p R_{D-1} over columns < m, for slot m + 1
     stalls = 0
-    end = None                      # s[p, m-1] + d[p, m-1]
-    dur_t = dur.T                   # [M, n], row m contiguous
     b_trace = np.zeros(m_total, np.int64) if trace else None
-    s_trace = np.zeros((m_total, n), np.int64) if trace else None
+    s_trace = np.full((m_total, n), -1, np.int64) if trace else None
     for m in range(m_total):
         free = b_prev + gaps[m] + 1
-        b = free
-        if m >= depth and smax[m - depth] + 1 > b:
-            b = smax[m - depth] + 1
+        b = max(free, int(ring[rows, cnt % depth].max()))
+        # Back to back with broadcast m - 1, which is still in the pointer stage.
+        if m and b == b_prev + 1 and (depth == 1 or u_next > b):
+            b += 1
         stalls += b - free
-        if end is None:
-            s = np.full(n, b + 1, np.int64)
-        else:
-            s = np.maximum(end, b + 1)
-        smax[m] = int(s.max())
-        end = s + dur_t[m]
+        if depth > 1:
+            u_next = int(ring[rows, (cnt + 1) % depth].max())
+        ne = nonempty_t[m]
+        s = np.maximum(end, b + 2)
+        idx = rows[ne]
+        ring[idx, cnt[idx] % depth] = s[idx]
+        cnt[idx] += 1
+        end = np.where(ne, s + lens_t[m], end)
         b_prev = b
         if trace:
             b_trace[m] = b
-            s_trace[m] = s
+            s_trace[m, idx] = s[idx]
     b_last = b_prev + tail
     compute = b_last + 1
-    if end is not None:
-        compute = max(compute, int(end.max()))
+    if m_total:
+        compute = max(compute, b_prev + 2, int(end.max()))
     span = Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
     if trace:
         span.columns, span.broadcast_cycles, span.pop_cycles = js, b_trace, s_trace.T.copy()
