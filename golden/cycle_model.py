@@ -113,50 +113,60 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
     # docs/architecture.md: broadcast m goes in the first cycle b >= free with, in every
     # PE, (queue level) - (pop in b) + (broadcast in b - 1) < D, i.e.
     #   b_m = max(free_m, max_p R_D[p]), plus one if that is b_{m-1} + 1 and D = 1 or
-    #   max_p R_{D-1}[p] (over the columns before m - 1) > b_{m-1} + 1,
-    # where R_c[p] is the pop cycle of PE p's c-th most recent non-empty column (0 if
-    # none). A non-empty column of PE p is popped in s = max(b_m + 2, e[p]) and ends in
-    # e[p] = s + len; empty columns are never queued.
-    # Per PE, a ring of the pop cycles of its last D non-empty columns: with cnt[p]
-    # non-empty columns so far, ring[p, cnt % D] is the D-th most recent (R_D) and
-    # ring[p, (cnt + 1) % D] the (D-1)-th most recent (R_{D-1}, for D >= 2); 0 = none.
-    rows = np.arange(n)
-    ring = np.zeros((n, depth), np.int64)
-    cnt = np.zeros(n, np.int64)
-    end = np.zeros(n, np.int64)        # e[p]: s + len of PE p's last non-empty column
-    lens_t = lens.T                    # [M, n], row m contiguous
-    nonempty_t = lens_t > 0
+    #   max_p R'_{D-1}[p] > b_{m-1} + 1 (R' over the non-empty columns before m - 1),
+    # where R_c[p] is the pop cycle of PE p's c-th most recent non-empty column before m
+    # (0 if none). A non-empty column of PE p is popped in s = max(b_m + 2, e[p]) and
+    # ends in e[p] = s + len; empty columns are never queued.
+    #
+    # Which broadcast is PE p's c-th most recent non-empty column before m depends only
+    # on the lengths, so it is precomputed as flat indices into pops[M + 1, n] (row M
+    # stays 0 for "none"); the loop then needs one gather per broadcast.
+    nonempty = lens > 0                                          # [n, M]
+    before = np.cumsum(nonempty, axis=1) - nonempty              # non-empty columns < m
+    pe_of, m_of = np.nonzero(nonempty)
+    by_rank = np.full((n, m_total + 1), m_total, np.int64)       # rank -> broadcast m
+    by_rank[pe_of, before[pe_of, m_of]] = m_of
+    pe_index = np.arange(n)[:, None]
+
+    def recent(c):
+        """[M, n] flat index into pops of PE p's c-th most recent non-empty column."""
+        rank = before - c
+        k = np.where(rank >= 0, by_rank[pe_index, np.maximum(rank, 0)], m_total)
+        return np.ascontiguousarray((k * n + pe_index).T)
+
+    last_d = recent(depth)
+    last_d1 = recent(depth - 1) if depth > 1 else None
+    pops = np.zeros((m_total + 1, n), np.int64)
+    pops_flat = pops.reshape(-1)
+    # e[p], carried through empty columns as max(e, b + 2): the next pop cycle
+    # max(e, b' + 2) is the same for every later b' > b.
+    end = np.zeros(n, np.int64)
+    lens_t = np.ascontiguousarray(lens.T)                        # [M, n]
     b_prev = -1
-    u_next = 0                         # max_p R_{D-1} over columns < m, for slot m + 1
     stalls = 0
     b_trace = np.zeros(m_total, np.int64) if trace else None
-    s_trace = np.full((m_total, n), -1, np.int64) if trace else None
     for m in range(m_total):
         free = b_prev + gaps[m] + 1
-        b = max(free, int(ring[rows, cnt % depth].max()))
+        b = max(free, int(pops_flat.take(last_d[m]).max()))
         # Back to back with broadcast m - 1, which is still in the pointer stage.
-        if m and b == b_prev + 1 and (depth == 1 or u_next > b):
+        if m and b == b_prev + 1 and (
+                last_d1 is None or int(pops_flat.take(last_d1[m - 1]).max()) > b):
             b += 1
         stalls += b - free
-        if depth > 1:
-            u_next = int(ring[rows, (cnt + 1) % depth].max())
-        ne = nonempty_t[m]
-        s = np.maximum(end, b + 2)
-        idx = rows[ne]
-        ring[idx, cnt[idx] % depth] = s[idx]
-        cnt[idx] += 1
-        end = np.where(ne, s + lens_t[m], end)
+        s = pops[m]
+        np.maximum(end, b + 2, out=s)
+        np.add(s, lens_t[m], out=end)
         b_prev = b
         if trace:
             b_trace[m] = b
-            s_trace[m, idx] = s[idx]
     b_last = b_prev + tail
     compute = b_last + 1
     if m_total:
         compute = max(compute, b_prev + 2, int(end.max()))
     span = Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
     if trace:
-        span.columns, span.broadcast_cycles, span.pop_cycles = js, b_trace, s_trace.T.copy()
+        span.columns, span.broadcast_cycles = js, b_trace
+        span.pop_cycles = np.where(nonempty, pops[:m_total].T, -1)
     return span
 
 
