@@ -43,8 +43,8 @@ class Span:
     ----------
     compute : ``C``, cycles of the compute phase.
     busy : int64 [n_pes] entries processed per PE; ``idle = compute - busy``.
-    stalls : cycles the broadcast waited for a full queue (sum over non-zero slots of
-        ``b_m - (b_{k-1} + 1)``).
+    stalls : cycles the broadcast waited for a PE that could not accept (sum over non-zero
+        slots of ``b_m - (b_{k-1} + 1)``).
     broadcasts : ``M``, non-zero activations broadcast.
     slots : broadcast slots (non-zero slots plus one per all-zero activation row).
     columns, broadcast_cycles, pop_cycles : only with ``trace=True``: int64 [M] column
