@@ -1,8 +1,9 @@
 """Cycle model of the EIE array: the schedule of docs/architecture.md, cycle for cycle.
 
-For each tile the LNZD turns the source activation rows into broadcast slots, the slots
-fill the PEs' activation queues (depth ``queue_depth``) and each PE spends
-``max(len, 1)`` cycles on a broadcast column. :func:`compute_span` evaluates the
+For each tile the LNZD turns the source activation rows into broadcast slots; each PE
+reads the pointers of a broadcast column as it arrives, queues the non-empty columns
+(depth ``queue_depth``) and spends ``len`` cycles on each, so a column with no entries in
+a PE costs that PE no cycle. :func:`compute_span` evaluates the
 recurrences of docs/architecture.md ("Broadcast slots", "PE", "Compute span") exactly;
 :func:`cycles` adds the preload/write-back phases and the pipeline constants.
 
@@ -31,7 +32,7 @@ __all__ = ["PIPELINE", "Span", "TileCycles", "LayerCycles", "CycleReport", "comp
 #   POST:  per tile, from the last write-back cycle to the next tile (or `done`).
 # Owned by the RTL: the RTL engineer sets these to the implementation's values; the
 # model and the RTL counters must then agree exactly.
-PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 6, "POST": 1}
+PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 5, "POST": 1}
 
 
 @dataclass
@@ -42,13 +43,14 @@ class Span:
     ----------
     compute : ``C``, cycles of the compute phase.
     busy : int64 [n_pes] entries processed per PE; ``idle = compute - busy``.
-    stalls : cycles the broadcast waited for a full queue (sum over non-zero slots of
-        ``b_m - (b_{k-1} + 1)``).
+    stalls : cycles the broadcast waited for a PE that could not accept (sum over non-zero
+        slots of ``b_m - (b_{k-1} + 1)``).
     broadcasts : ``M``, non-zero activations broadcast.
     slots : broadcast slots (non-zero slots plus one per all-zero activation row).
     columns, broadcast_cycles, pop_cycles : only with ``trace=True``: int64 [M] column
         ``j_m`` and cycle ``b_m`` of each non-zero broadcast, int64 [n_pes, M] the cycle
-        ``s[p, m]`` PE ``p`` pops it (cycles relative to the start of the compute phase).
+        ``s[p, m]`` PE ``p`` pops it, -1 where the column is empty in PE ``p`` (never
+        queued); cycles relative to the start of the compute phase.
     """
 
     compute: int
@@ -105,40 +107,66 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
     tail = n_empty - (int(eb[-1]) if m_total else 0)
 
     lens = lengths[:, js]                                        # [n, M]
-    dur = np.maximum(lens, 1)
     busy = lens.sum(axis=1)
     depth = int(queue_depth)
 
-    smax = [0] * m_total            # max_p s[p, m]
+    # docs/architecture.md: broadcast m goes in the first cycle b >= free with, in every
+    # PE, (queue level) - (pop in b) + (broadcast in b - 1) < D, i.e.
+    #   b_m = max(free_m, max_p R_D[p]), plus one if that is b_{m-1} + 1 and D = 1 or
+    #   max_p R'_{D-1}[p] > b_{m-1} + 1 (R' over the non-empty columns before m - 1),
+    # where R_c[p] is the pop cycle of PE p's c-th most recent non-empty column before m
+    # (0 if none). A non-empty column of PE p is popped in s = max(b_m + 2, e[p]) and
+    # ends in e[p] = s + len; empty columns are never queued.
+    #
+    # Which broadcast is PE p's c-th most recent non-empty column before m depends only
+    # on the lengths, so it is precomputed as flat indices into pops[M + 1, n] (row M
+    # stays 0 for "none"); the loop then needs one gather per broadcast.
+    nonempty = lens > 0                                          # [n, M]
+    before = np.cumsum(nonempty, axis=1) - nonempty              # non-empty columns < m
+    pe_of, m_of = np.nonzero(nonempty)
+    by_rank = np.full((n, m_total + 1), m_total, np.int64)       # rank -> broadcast m
+    by_rank[pe_of, before[pe_of, m_of]] = m_of
+    pe_index = np.arange(n)[:, None]
+
+    def recent(c):
+        """[M, n] flat index into pops of PE p's c-th most recent non-empty column."""
+        rank = before - c
+        k = np.where(rank >= 0, by_rank[pe_index, np.maximum(rank, 0)], m_total)
+        return np.ascontiguousarray((k * n + pe_index).T)
+
+    last_d = recent(depth)
+    last_d1 = recent(depth - 1) if depth > 1 else None
+    pops = np.zeros((m_total + 1, n), np.int64)
+    pops_flat = pops.reshape(-1)
+    # e[p], carried through empty columns as max(e, b + 2): the next pop cycle
+    # max(e, b' + 2) is the same for every later b' > b.
+    end = np.zeros(n, np.int64)
+    lens_t = np.ascontiguousarray(lens.T)                        # [M, n]
     b_prev = -1
     stalls = 0
-    end = None                      # s[p, m-1] + d[p, m-1]
-    dur_t = dur.T                   # [M, n], row m contiguous
     b_trace = np.zeros(m_total, np.int64) if trace else None
-    s_trace = np.zeros((m_total, n), np.int64) if trace else None
     for m in range(m_total):
         free = b_prev + gaps[m] + 1
-        b = free
-        if m >= depth and smax[m - depth] + 1 > b:
-            b = smax[m - depth] + 1
+        b = max(free, int(pops_flat.take(last_d[m]).max()))
+        # Back to back with broadcast m - 1, which is still in the pointer stage.
+        if m and b == b_prev + 1 and (
+                last_d1 is None or int(pops_flat.take(last_d1[m - 1]).max()) > b):
+            b += 1
         stalls += b - free
-        if end is None:
-            s = np.full(n, b + 1, np.int64)
-        else:
-            s = np.maximum(end, b + 1)
-        smax[m] = int(s.max())
-        end = s + dur_t[m]
+        s = pops[m]
+        np.maximum(end, b + 2, out=s)
+        np.add(s, lens_t[m], out=end)
         b_prev = b
         if trace:
             b_trace[m] = b
-            s_trace[m] = s
     b_last = b_prev + tail
     compute = b_last + 1
-    if end is not None:
-        compute = max(compute, int(end.max()))
+    if m_total:
+        compute = max(compute, b_prev + 2, int(end.max()))
     span = Span(int(compute), busy, int(stalls), m_total, m_total + n_empty)
     if trace:
-        span.columns, span.broadcast_cycles, span.pop_cycles = js, b_trace, s_trace.T.copy()
+        span.columns, span.broadcast_cycles = js, b_trace
+        span.pop_cycles = np.where(nonempty, pops[:m_total].T, -1)
     return span
 
 

@@ -1,4 +1,5 @@
-"""Activation queue of one PE: a synchronous FIFO of broadcast ``(a_j, j)`` pairs."""
+"""Activation queue of one PE: a synchronous FIFO of the non-empty broadcast columns,
+``(a_j, start, len)`` (the spmat reader's command, pointers already read)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ __all__ = ["ActQueue"]
 class ActQueue(wiring.Component):
     """First-in first-out queue of activation broadcasts.
 
+    In the PE the payload is :func:`rtl.spmat_read.spmat_command_layout`: the pointer
+    stage writes the columns with entries, the spmat reader pops them.  The PE's own
+    ``act_in.ready`` (``level - pop + pending < depth``) keeps a write from ever meeting
+    a full queue; ``i.ready`` here is the plain FIFO rule.
+
     Timing contract: a transfer on ``i`` (``valid & ready``) in cycle ``b`` makes the entry
     visible on ``o`` from cycle ``b + 1``; a transfer on ``o`` in cycle ``s`` removes it at
     the end of ``s``.  ``i.ready`` is ``level < depth`` at the start of the cycle, so a full
@@ -25,7 +31,7 @@ class ActQueue(wiring.Component):
     Parameters
     ----------
     layout : data.Layout
-        Payload layout (``rtl.common.act_layout(config)`` in the PE).
+        Payload layout (``rtl.spmat_read.spmat_command_layout(config)`` in the PE).
     depth : int
         Number of entries (``config.queue_depth``), at least 1.
 

@@ -24,12 +24,14 @@ from .common import (
     validating,
 )
 from .ptr_read import PtrRead
-from .spmat_read import SpmatRead
+from .spmat_read import SpmatRead, spmat_command_layout
 
 __all__ = ["PE", "IDLE_DELAY", "PRELOAD_LATENCY", "WRITEBACK_LATENCY"]
 
-#: ``idle`` rises this many cycles after the PE could pop again with an empty queue.
-IDLE_DELAY = 5
+#: ``idle`` rises this many cycles after the PE is free (nothing pending or queued and
+#: the spmat reader on its last entry): the last accumulator write is 3 cycles after the
+#: last entry, so every write has completed by then.
+IDLE_DELAY = 4
 #: A preload request in cycle ``t`` is in the accumulator from cycle ``t + 2`` on.
 PRELOAD_LATENCY = 2
 #: A write-back request in cycle ``t`` is in the activation buffer from ``t + 3`` on.
@@ -39,15 +41,23 @@ WRITEBACK_LATENCY = 3
 class PE(wiring.Component):
     """EIE processing element.
 
-    Processing contract (docs/architecture.md): the PE pops broadcast ``m`` (column
-    ``j_m``) in cycle ``s_m = max(b_m + 1, s_{m-1} + max(len_{m-1}, 1))``, where ``b_m``
-    is the cycle of its transfer on ``act_in`` and ``len`` the column's entry count.  It
-    processes one entry per cycle, an empty column costs one cycle and consecutive columns
-    follow each other with no bubble.  Pipeline, for a column popped in cycle ``s``::
+    Processing contract (docs/architecture.md): a broadcast ``(a_j, j)`` transferred on
+    ``act_in`` in cycle ``b`` has its pointers ``P_j``, ``P_{j+1}`` read in ``b`` (pointer
+    stage in ``b + 1``); a column with ``len = P_{j+1} - P_j > 0`` entries is written
+    into the queue as ``(a_j, start, len)`` at the end of ``b + 1``, a column with no
+    entries is dropped and costs the PE nothing.  The PE pops queued column ``m`` in cycle
+    ``s_m = max(b_m + 2, s_{m'} + len_{m'})`` (``m'`` the previous queued column) and
+    streams its entries in ``s_m + 1 .. s_m + len_m``, one per cycle, consecutive columns
+    with no bubble.  ``act_in.ready`` (a function of registers only, independent of
+    ``valid``) is ``level - pop + pending < queue_depth``: the queue level at the start of
+    the cycle, minus 1 if the PE pops in this cycle, plus 1 if a broadcast was accepted
+    in the previous cycle (its column in the pointer stage may still be queued).
+    Pipeline, for a broadcast accepted in cycle ``b`` and popped in ``s``::
 
-        s        pop; read P_j, P_{j+1}           (ptr_read)
-        s+1      column length known; fetch spmat window; decide next pop
-        s+2 ..   entries emitted, one per cycle  (spmat_read)
+        b        transfer; read P_j, P_{j+1}      (ptr_read)
+        b+1      length known; queue (a_j, start, len) unless len == 0
+        s        pop (>= b+2); spmat window fetch (spmat_read)
+        s+1 ..   entries emitted, one per cycle  (s+1 .. s+len)
         +1       register entry, row, codebook read
         +2       multiply, accumulator read
         +3       accumulate (with bypass), accumulator write
@@ -57,12 +67,14 @@ class PE(wiring.Component):
     - ``preload_en``: accumulator written at the end of ``t + 1``.
     - ``wb_en``: activation ``act[dst_bank][out_base + wb_row]`` written at the end of
       ``t + 2`` (``dst_bank`` is sampled in ``t``; ``tile`` must be stable).
-    - ``idle``: high in cycle ``t`` iff in each of the cycles ``t - IDLE_DELAY .. t``
-      the queue was empty at the start of the cycle and the PE could pop (the cycle is
-      at or after ``s_last + max(len_last, 1)``).  After the last broadcast it rises
-      exactly in cycle ``s_last + max(len_last, 1) + IDLE_DELAY`` (``IDLE_DELAY = 5``),
-      when every accumulator write has completed.  It depends on registered state only
-      (no combinational path from any input).
+    - ``idle``: high in cycle ``t`` iff the PE was *free* in each of the cycles
+      ``t - IDLE_DELAY .. t``: no broadcast accepted in the previous cycle, the queue
+      empty at the start of the cycle and the spmat reader on its last entry or idle
+      (the cycle is at or after ``s_last + len_last``).  After the last broadcast
+      (cycle ``b_last``) it rises exactly in cycle
+      ``max(b_last + 2, s_last + len_last) + IDLE_DELAY`` (``IDLE_DELAY = 4``), when
+      every accumulator write has completed.  It depends on registered state only (no
+      combinational path from any input).
     - ``scan_data``: 1-cycle synchronous read.
     - host writes take effect at the end of their cycle.
 
@@ -79,7 +91,8 @@ class PE(wiring.Component):
     Members
     -------
     act_in : In(stream.Signature(act_layout(config)))
-        Activation broadcasts ``(value, index = j)``; ``ready = level < queue_depth``.
+        Activation broadcasts ``(value, index = j)``;
+        ``ready = level - pop + pending < queue_depth`` (see above).
     tile : In(tile_layout(config))
         ``ptr_base``, ``spmat_base``, ``bias_base``, ``out_base``, ``slot``, ``shift``,
         ``relu``, ``bias_en`` of the current tile.
@@ -164,7 +177,7 @@ class PE(wiring.Component):
         config = self._config
         m = Module()
         init = self._init
-        queue = ActQueue(layout=act_layout(config), depth=config.queue_depth)
+        queue = ActQueue(layout=spmat_command_layout(config), depth=config.queue_depth)
         ptr = PtrRead(config=config, init_even=init["ptr_even"], init_odd=init["ptr_odd"])
         spmat = SpmatRead(config=config, init=init["spmat"])
         arith = ArithUnit(config=config, codebook_init=init["codebook"],
@@ -177,53 +190,43 @@ class PE(wiring.Component):
                         "arith_unit": arith, "act_buffer": act}
         tile = self.tile
 
-        wiring.connect(m, wiring.flipped(self.act_in), queue.i)
-
-        # ---- pop engine: the next pop waits until the current column has max(len, 1)
-        # cycles from its own pop; the column length is known one cycle after the pop.
-        pointer_valid = Signal()      # ptr.start/end belong to the column popped last cycle
-        act_q = Signal(signed(config.act_bits))
-        length = Signal(config.pointer_bits)
-        long = Signal()               # that column blocks the next pop for len - 1 cycles
-        blocked = Signal()
-        left_q = Signal(config.pointer_bits)
-        can_pop = Signal()
+        # ---- pointer stage: a broadcast's pointers are read in the cycle it arrives -----
+        transfer = self.act_in.valid & self.act_in.ready
         m.d.comb += [
-            length.eq(ptr.end - ptr.start),
-            long.eq(pointer_valid & (length > 1)),
-            can_pop.eq(~long & ~(blocked & (left_q != 0))),
-            queue.o.ready.eq(can_pop),
-        ]
-        pop = queue.o.valid & can_pop
-        m.d.comb += [
-            ptr.en.eq(pop),
-            ptr.index.eq(queue.o.payload.index),
+            ptr.en.eq(transfer),
+            ptr.index.eq(self.act_in.payload.index),
             ptr.base.eq(tile.ptr_base),
         ]
-        m.d.sync += pointer_valid.eq(pop)
-        with m.If(pop):
-            m.d.sync += act_q.eq(queue.o.payload.value)
-        with m.If(long):
-            m.d.sync += [blocked.eq(1), left_q.eq(length - 2)]
-        with m.Elif(blocked):
-            with m.If(left_q == 0):
-                m.d.sync += blocked.eq(0)
-            with m.Else():
-                m.d.sync += left_q.eq(left_q - 1)
-
+        pending = Signal()            # accepted last cycle; ptr.start/end are its pointers
+        pending_act = Signal(signed(config.act_bits))
+        m.d.sync += pending.eq(transfer)
+        with m.If(transfer):
+            m.d.sync += pending_act.eq(self.act_in.payload.value)
+        length = Signal(config.pointer_bits)
         entry_shift = config.entries_per_word.bit_length() - 1
         m.d.comb += [
-            spmat.i.valid.eq(pointer_valid),
-            spmat.i.payload.start.eq((tile.spmat_base << entry_shift) + ptr.start),
-            spmat.i.payload.length.eq(length),
-            spmat.i.payload.act.eq(act_q),
+            length.eq(ptr.end - ptr.start),
+            # Only columns with entries in this PE are queued: an empty one costs nothing.
+            queue.i.valid.eq(pending & (length != 0)),
+            queue.i.payload.start.eq((tile.spmat_base << entry_shift) + ptr.start),
+            queue.i.payload.length.eq(length),
+            queue.i.payload.act.eq(pending_act),
         ]
+
+        # ---- queue -> spmat reader: pop when the reader is on the previous column's last
+        # entry (or idle), so consecutive columns follow with no bubble.
+        wiring.connect(m, queue.o, spmat.i)
+        pop = queue.o.valid & spmat.i.ready                 # registers only
+        # Accept a broadcast only if the queue has room for it after the pointer stage even
+        # if the column now in the pointer stage turns out non-empty:
+        #   level - pop + pending < queue_depth   (a function of registers only).
+        m.d.comb += self.act_in.ready.eq(queue.level + pending < config.queue_depth + pop)
         wiring.connect(m, spmat.o, arith.i)
 
         # ---- idle: IDLE_DELAY + 1 consecutive free cycles ----------------------------
-        # A broadcast accepted in cycle b makes the level non-zero in b + 1, so the input
-        # transfer itself need not be looked at: idle stays a function of registers.
-        free = (queue.level == 0) & can_pop
+        # A broadcast accepted in cycle b is pending in b + 1, so the input transfer itself
+        # need not be looked at: idle stays a function of registers.
+        free = ~pending & (queue.level == 0) & spmat.i.ready
         free_count = Signal(range(IDLE_DELAY + 1))
         with m.If(~free):
             m.d.sync += free_count.eq(0)

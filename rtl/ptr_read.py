@@ -24,6 +24,9 @@ class PtrRead(wiring.Component):
     Timing contract: ``en`` in cycle ``t`` with ``base``/``index`` samples them; ``start``
     (``P_j``) and ``end`` (``P_{j+1}``) are valid in cycle ``t + 1`` and hold until the
     next ``en``.  Host writes take effect at the end of the cycle they are issued in.
+    In the PE, ``en``/``index`` are the broadcast transfer on ``act_in`` itself, so the
+    column length ``end - start`` is known in the cycle after the broadcast and decides
+    whether the column is queued at all (empty columns are not).
 
     Parameters
     ----------

@@ -54,16 +54,19 @@ class SpmatRead(wiring.Component):
 
         cycle      t          t+1      t+2      ...  t+L
         i.valid    1 (L>0)
+        i.ready    1          0        0        ...  1 (if L > 1; 1 throughout if L = 1)
         o.valid               1        1        ...  1
         o.payload             e[0]     e[1]     ...  e[L-1]
         o.first               1        0        ...  0
 
-    A command (``i.valid`` with ``length = L > 0``) in cycle ``t`` emits its ``L`` entries
-    in cycles ``t+1 .. t+L``.  A command with ``L = 0`` is ignored.  The next command may
-    be issued in cycle ``t+L`` (while the last entry is emitted) or later; issued then,
-    its first entry follows the previous column's last entry with no bubble.  Issuing it
-    earlier abandons the rest of the current column.  ``o`` has no back-pressure.
-    Host writes take effect at the end of their cycle; they must not overlap streaming.
+    A command transfer (``i.valid & i.ready`` with ``length = L > 0``) in cycle ``t``
+    emits its ``L`` entries in cycles ``t+1 .. t+L``.  ``i.ready`` is high when at most
+    one entry is left to emit (``left <= 1``, a function of registers only), i.e. from
+    cycle ``t+L`` (while the last entry is emitted) on: a command taken then has its first
+    entry follow the previous column's last entry with no bubble.  A command with
+    ``L = 0`` is taken and ignored (the PE never issues one: empty columns are not
+    queued).  ``o`` has no back-pressure.  Host writes take effect at the end of their
+    cycle; they must not overlap streaming.
 
     Parameters
     ----------
@@ -74,9 +77,10 @@ class SpmatRead(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(spmat_command_layout(config), always_ready=True))
+    i : In(stream.Signature(spmat_command_layout(config)))
         ``start``: absolute entry address (``spmat_base * entries_per_word + P_j``);
         ``length``: entries; ``act``: activation travelling with the entries.
+        ``ready`` does not depend on ``valid``.
     o : Out(stream.Signature(spmat_entry_layout(config), always_ready=True))
         ``v``, ``z``, ``first`` (first entry of a column) and ``act``.
     host_we : In(1)
@@ -102,7 +106,7 @@ class SpmatRead(wiring.Component):
                 raise ValueError(f"Entries per word must be a power of two, not {epw!r}")
             self._init = check_init("the sparse-matrix memory", init, config.spmat_depth)
             super().__init__({
-                "i": In(stream.Signature(spmat_command_layout(config), always_ready=True)),
+                "i": In(stream.Signature(spmat_command_layout(config))),
                 "o": Out(stream.Signature(spmat_entry_layout(config), always_ready=True)),
                 "host_we": In(1),
                 "host_addr": In(clog2(config.spmat_depth)),
@@ -134,6 +138,8 @@ class SpmatRead(wiring.Component):
         act_q = Signal(layout["act"].shape)
 
         active = left_q != 0
+        # Ready for the next column while the last entry of this one is emitted (or idle).
+        m.d.comb += self.i.ready.eq(left_q[1:] == 0)
         word = entry_q >> shift
         offset = entry_q[:shift]
         # The read ports hold their last data, so they are the two-word window.
@@ -162,7 +168,7 @@ class SpmatRead(wiring.Component):
         # reads nothing, so every word of a run of consecutive columns is read once.
         even_tag, odd_tag = Signal.like(even_read.addr), Signal.like(odd_read.addr)
         even_held, odd_held = Signal(), Signal()
-        with m.If(self.i.valid & (command.length != 0)):
+        with m.If(self.i.valid & self.i.ready & (command.length != 0)):
             start_word = command.start >> shift
             # Second word of the window only if the column reaches it.
             second = (command.start[:shift] + command.length) > epw

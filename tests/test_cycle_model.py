@@ -1,11 +1,14 @@
 """Cycle model against a cycle-stepped simulator written from docs/architecture.md's prose.
 
-The simulator below keeps one explicit FIFO per PE and steps one clock at a time: the LNZD
-issues one slot per cycle (an empty slot for an all-zero activation row, otherwise the
-row's non-zeros in ascending PE order), a non-zero slot is written into every queue only
-if every queue's level at the start of the cycle is below the depth, and a PE pops the
-head of its queue (written in an earlier cycle) when it has finished the previous column,
-then spends ``max(len, 1)`` cycles on it.
+The simulator below keeps, per PE, an explicit pointer-read stage and an explicit FIFO and
+steps one clock at a time: the LNZD issues one slot per cycle (an empty slot for an
+all-zero activation row, otherwise the row's non-zeros in ascending PE order); a non-zero
+slot is accepted by every PE in a cycle only if, in every PE, the FIFO level at the start
+of the cycle plus the pointer stage's occupancy (a broadcast accepted in the previous
+cycle) is below the depth. A broadcast spends the cycle after its acceptance in the
+pointer stage, where it is written into the FIFO only if its column has entries in that
+PE; a PE pops the head of its FIFO (written in an earlier cycle) when it has streamed
+every entry of the previous column but the last, then spends ``len`` cycles on it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from golden.cycle_model import compute_span
 def naive_span(lengths, activations, depth, log=None):
     """Returns (compute cycles, busy[p], stall cycles) by stepping the clock.
 
-    ``log`` (a dict) receives the write cycle of each non-zero broadcast and the pop
-    cycles of each PE.
+    ``log`` (a dict) receives the acceptance cycle of each non-zero broadcast and, per
+    PE, the cycle each column is popped (-1 for a column that PE never queues).
     """
     n = len(lengths)
     rows = [activations[l * n:(l + 1) * n] for l in range(len(activations) // n)]
@@ -34,37 +37,56 @@ def naive_span(lengths, activations, depth, log=None):
     for l, row in enumerate(rows):
         nz = [l * n + p for p in range(n) if row[p] != 0]
         slots.extend(nz if nz else [None])
-    queues = [deque() for _ in range(n)]       # items: (column, cycle written)
+    queues = [deque() for _ in range(n)]       # items: (broadcast number, cycle written)
+    pointer_stage = [None] * n                 # broadcast number accepted last cycle
     log = {} if log is None else log
     log["written"], log["popped"] = [], [[] for _ in range(n)]
-    busy_until = [0] * n
+    columns = []                               # column j of each non-zero broadcast
+    busy_until = [0] * n                       # the PE may pop again from this cycle
     busy = [0] * n
     next_slot = 0
     stalls = 0
     cycle = 0
     while True:
         if (next_slot == len(slots) and all(not q for q in queues)
+                and all(x is None for x in pointer_stage)
                 and all(b <= cycle for b in busy_until)):
             return cycle, busy, stalls
-        levels = [len(q) for q in queues]      # at the start of the cycle
+        # a PE pops in this cycle if it is free and its FIFO is not empty (everything in
+        # it was written in an earlier cycle); the broadcast is accepted if, in every PE,
+        # the FIFO would have room after this cycle even if the column in the pointer
+        # stage turns out non-empty: level - pop + pointer stage < depth
+        pops = [busy_until[p] <= cycle and bool(queues[p]) for p in range(n)]
+        occupancy = [len(queues[p]) - pops[p] + (pointer_stage[p] is not None)
+                     for p in range(n)]
+        accepted = None
         if next_slot < len(slots):
             j = slots[next_slot]
             if j is None:
                 next_slot += 1
-            elif all(level < depth for level in levels):
-                for q in queues:
-                    q.append((j, cycle))
+            elif all(level < depth for level in occupancy):
+                accepted = len(columns)
+                columns.append(j)
                 log["written"].append(cycle)
+                for p in range(n):
+                    log["popped"][p].append(-1)
                 next_slot += 1
             else:
                 stalls += 1
         for p in range(n):
             q = queues[p]
-            if busy_until[p] <= cycle and q and q[0][1] < cycle:
-                j, _ = q.popleft()
-                log["popped"][p].append(cycle)
-                busy_until[p] = cycle + max(lengths[p][j], 1)
-                busy[p] += lengths[p][j]
+            if pops[p]:
+                m, written = q.popleft()
+                assert written < cycle
+                log["popped"][p][m] = cycle
+                busy_until[p] = cycle + lengths[p][columns[m]]
+                busy[p] += lengths[p][columns[m]]
+            # pointer stage: known length now; only non-empty columns are queued
+            m = pointer_stage[p]
+            if m is not None and lengths[p][columns[m]] > 0:
+                assert len(q) + pops[p] < depth  # the FIFO had room at the start
+                q.append((m, cycle))
+            pointer_stage[p] = accepted
         cycle += 1
 
 
@@ -81,21 +103,32 @@ def random_case(rng):
 
 
 def test_hand_example():
-    # 2 PEs, depth 1, one row with both activations non-zero.
-    # b0 = 0; s[p,0] = 1; slot 1 needs s[p,0] + 1 = 2 -> b1 = 2 (1 stall cycle).
-    # s[0,1] = max(3, 1 + 3) = 4, s[1,1] = max(3, 1 + 1) = 3; C = max(3, 4 + 1, 3 + 1) = 5.
-    lengths = np.array([[3, 1], [1, 1]])
-    span = compute_span(lengths, np.array([5, -2]), 1)
-    assert span.compute == 5
+    # docs/architecture.md, "Worked example": N = 2, rows [5, -2] and [7, 0];
+    # len[0] = [3, 0, 1, 0], len[1] = [0, 0, 2, 0] (column 1 is empty in both PEs).
+    lengths = np.array([[3, 0, 1, 0], [0, 0, 2, 0]])
+    acts = np.array([5, -2, 7, 0])
+    # D = 2: b = 0, 1, 2 (no stall: PE 0 pops column 0 in cycle 2, freeing its place).
+    # PE 0 queues columns 0 and 2: s[0,0] = 0 + 2, e = 2 + 3 = 5; s[0,2] = max(2 + 2, 5)
+    # = 5, e = 6. PE 1 queues column 2 only: s[1,2] = 2 + 2 = 4, e = 6.
+    # C = max(2 + 1, 2 + 2, 6, 6) = 6.
+    span = compute_span(lengths, acts, 2, trace=True)
+    assert span.compute == 6
     assert span.busy.tolist() == [4, 2]
-    assert span.idle.tolist() == [1, 3]
-    assert span.stalls == 1
-    assert span.ideal == 3 and span.efficiency == pytest.approx(3 / 5)
-    assert naive_span(lengths, [5, -2], 1) == (5, [4, 2], 1)
-    span = compute_span(lengths, np.array([5, -2]), 1, trace=True)
-    assert span.columns.tolist() == [0, 1]
-    assert span.broadcast_cycles.tolist() == [0, 2]
-    assert span.pop_cycles.tolist() == [[1, 4], [1, 3]]
+    assert span.idle.tolist() == [2, 4]
+    assert span.stalls == 0
+    assert span.ideal == 3 and span.efficiency == pytest.approx(3 / 6)
+    assert span.columns.tolist() == [0, 1, 2]
+    assert span.broadcast_cycles.tolist() == [0, 1, 2]
+    assert span.pop_cycles.tolist() == [[2, -1, 5], [-1, -1, 4]]
+    assert naive_span(lengths, acts.tolist(), 2) == (6, [4, 2], 0)
+    # D = 1: slot 1 waits for PE 0 to pop column 0 (b1 = R_1 = 2); slot 2 would follow
+    # back to back while column 1 is still in the pointer stage: b2 = 4. 2 stalls.
+    # s[0,2] = max(4 + 2, 5) = 6, s[1,2] = 6; C = max(5, 6, 6 + 1, 6 + 2) = 8.
+    span = compute_span(lengths, acts, 1, trace=True)
+    assert (span.compute, span.stalls) == (8, 2)
+    assert span.broadcast_cycles.tolist() == [0, 2, 4]
+    assert span.pop_cycles.tolist() == [[2, -1, 6], [-1, -1, 6]]
+    assert naive_span(lengths, acts.tolist(), 1) == (8, [4, 2], 2)
 
 
 def test_empty_rows_and_empty_input():
@@ -105,10 +138,38 @@ def test_empty_rows_and_empty_input():
     assert span.busy.tolist() == [0, 0, 0] and span.efficiency == 0.0
     span = compute_span(np.zeros((3, 0), np.int64), np.zeros(0), 4)
     assert span.compute == 0 and span.efficiency == 1.0
-    # empty column still costs one cycle: row [x, 0] then empty row, len 0
+    # a broadcast of an empty column still passes the pointer stage: row [x, 0] then an
+    # empty row, len 0 -> b0 = 0, empty slot b = 1; C = max(1 + 1, 0 + 2, 0) = 2
     span = compute_span(np.zeros((2, 4), np.int64), np.array([1, 0, 0, 0]), 2)
-    # b0 = 0, empty slot b = 1, s = 1, d = 1 -> C = max(2, 2) = 2
     assert span.compute == 2 and span.busy.tolist() == [0, 0]
+    # the last broadcast an empty column: C = b_last + 2
+    span = compute_span(np.zeros((2, 2), np.int64), np.array([1, 0]), 2)
+    assert span.compute == 2
+
+
+def test_empty_columns_cost_no_cycle():
+    # PE 1 has no entries at all: it never queues anything, PE 0 works back to back.
+    m = 40
+    lengths = np.stack([np.full(m, 4), np.zeros(m, np.int64)])
+    acts = np.ones(m)
+    for depth in (1, 2, 8):
+        span = compute_span(lengths, acts, depth)
+        assert naive_span(lengths.tolist(), acts.tolist(), depth)[0] == span.compute
+    # deep queue: first pop in 2, then 4 entries per column with no bubble
+    assert compute_span(lengths, acts, 64).compute == 2 + 4 * m
+    # only empty columns: one broadcast per cycle (D >= 2), the last leaves the pointer
+    # stage one cycle after its slot; with D = 1 the pointer stage counts, so every
+    # other cycle
+    empty = np.zeros((2, m), np.int64)
+    assert compute_span(empty, acts, 2).compute == m + 1
+    assert compute_span(empty, acts, 2).stalls == 0
+    assert compute_span(empty, acts, 1).compute == 2 * m
+    # one PE with one long column and many empty ones finishes like its entries alone
+    lengths = np.zeros((2, m), np.int64)
+    lengths[0, 0] = 60
+    lengths[1, 1::2] = 1
+    span = compute_span(lengths, acts, 8)
+    assert span.compute == 2 + 60 and span.stalls == 0
 
 
 def test_compute_span_matches_naive_simulator():
@@ -132,8 +193,8 @@ def test_long_columns_stall_shallow_queues():
     deep = compute_span(lengths, acts, 64)
     assert shallow.stalls > 0 and deep.stalls == 0
     assert deep.compute <= shallow.compute
-    # without stalls each PE just works back to back from cycle 1
-    assert deep.compute == 1 + int(lengths.sum(axis=1).max())
+    # without stalls each PE just works back to back from cycle 2 (pointer stage, queue)
+    assert deep.compute == 2 + int(lengths.sum(axis=1).max())
     for depth in (1, 2, 3, 8):
         assert (compute_span(lengths, acts, depth).compute
                 == naive_span(lengths.tolist(), acts.tolist(), depth)[0])

@@ -1,6 +1,7 @@
 """PE: parameter checks, then whole-PE runs of packed random layers (compiler.pack) with
 randomly gapped broadcasts, checked bit for bit against an independent NumPy evaluation
-of docs/numerics.md, plus the cycle-exact pop schedule and the idle timing."""
+of docs/numerics.md, plus the cycle-exact pop schedule (empty columns never queued), the
+accept rule of act_in.ready and the idle timing."""
 
 import random
 
@@ -100,12 +101,16 @@ class PETestbench:
     def __init__(self, dut, rng):
         self.dut, self.rng, self.cycle = dut, rng, 0
         self.transfers, self.pops, self.idle_rise = [], [], []
+        self.ready = []                       # act_in.ready in every cycle
         self.stalls = 0
 
     async def tick(self, ctx):
         queue = self.dut._blocks["queue"]
         if ctx.get(queue.o.valid) and ctx.get(queue.o.ready):
             self.pops.append(self.cycle)
+        # The accept rule guarantees the queue never refuses a column.
+        assert not ctx.get(queue.i.valid) or ctx.get(queue.i.ready), self.cycle
+        self.ready.append(ctx.get(self.dut.act_in.ready))
         await ctx.tick()
         self.cycle += 1
 
@@ -231,8 +236,11 @@ def test_pe_program(config, pe, load):
                 expected = int(q_in[i]) if bank == "bank0" and i < len(q_in) else 0
             assert value == expected, (bank, addr)
 
-    # Pop schedule, cycle-exact: s_m = max(b_m + 1, s_{m-1} + max(len_{m-1}, 1)).
+    # Pop schedule, cycle-exact: only columns with entries are queued; such a column is
+    # popped in s = max(b + 2, e) where e = s' + len' of the previous one (docs/architecture).
     pops = iter(bench.pops)
+    queued = []                                  # transfer cycles of non-empty columns
+    empty_broadcasts = 0
     rows_per_tile = config.rows_per_tile
     for t, descriptor in enumerate(image.program):
         layer = layers[descriptor.slot]
@@ -243,16 +251,31 @@ def test_pe_program(config, pe, load):
         columns = [j for j, a in enumerate(vector) if a != 0]
         transfers = bench.transfers[t]
         assert len(transfers) == len(columns)
-        previous = None
+        previous = 0
         for b, j in zip(transfers, columns, strict=True):
+            if lengths[j] == 0:
+                empty_broadcasts += 1
+                continue
+            queued.append(b)
             s = next(pops)
-            expected = b + 1 if previous is None else max(b + 1, previous)
-            assert s == expected, (t, j)
-            previous = s + max(lengths[j], 1)
-        # idle rises IDLE_DELAY cycles after the last column's pop slot ends.
+            assert s == max(b + 2, previous), (t, j)
+            previous = s + lengths[j]
+        # idle rises IDLE_DELAY cycles after the PE is free: the last broadcast has left
+        # the pointer stage and the last column is on its last entry.
         idle_cycle, _ = bench.idle_rise[t]
-        assert idle_cycle == max(previous, transfers[-1] + 1) + IDLE_DELAY
+        assert idle_cycle == max(previous, transfers[-1] + 2) + IDLE_DELAY
     assert next(pops, None) is None
+    # act_in.ready in every cycle: level - pop + pending < queue_depth, with the level
+    # counted from the transfers (a non-empty column enters the queue 2 cycles after its
+    # transfer) and the pops.
+    all_transfers = {b for tile in bench.transfers for b in tile}
+    pop_set = set(bench.pops)
+    for cycle, ready in enumerate(bench.ready):
+        level = (sum(b + 2 <= cycle for b in queued)
+                 - sum(s < cycle for s in bench.pops))
+        expected = level - (cycle in pop_set) + (cycle - 1 in all_transfers) < config.queue_depth
+        assert ready == expected, cycle
+    assert empty_broadcasts > 0
     # The test exercised padding, long columns, the queue filling up, and non-trivial values.
     assert image.layers[0].padding > 0 and bench.stalls > 0
     assert len(set(hidden)) > 10 and len(set(output)) > 10
@@ -331,7 +354,8 @@ def test_idle_after_reset_and_first_broadcast():
         await ctx.tick()
         ctx.set(dut.act_in.valid, 0)
         for k in range(1, IDLE_DELAY + 4):
-            # popped in b + 1 (level 1, not free), free again from b + 2 = s + d
+            # pointer stage in b + 1 (pending, not free); the empty column is dropped, so
+            # the PE is free again from b + 2
             assert ctx.get(dut.idle) == (k >= 2 + IDLE_DELAY), k
             await ctx.tick()
 

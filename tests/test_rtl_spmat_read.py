@@ -1,5 +1,6 @@
 """SpmatRead: parameter checks, then streaming across word boundaries, empty columns,
-back-to-back columns from any offset (no bubble) and the SRAM read count."""
+back-to-back columns from any offset (no bubble), the ready (next column) timing and the
+SRAM read count."""
 
 import random
 
@@ -62,15 +63,17 @@ def window_reads(columns):
 
 
 def run_columns(columns, gaps, entries, memory):
-    """Issue columns as the PE does (next command max(L, 1) + gap cycles later); check every
-    output cycle and return (cycles with output, SRAM word reads)."""
+    """Issue columns as early as ready allows, plus a gap (next command max(L, 1) + gap
+    cycles later; the PE never issues L = 0 but the reader takes and ignores it); check
+    every output cycle and ``i.ready`` and return (cycles with output, SRAM word reads)."""
     dut = SpmatRead(config=CONFIG, init=memory)
-    schedule, expected, t = {}, {}, 2
+    schedule, expected, not_ready, t = {}, {}, set(), 2
     for (start, length, act), gap in zip(columns, gaps, strict=True):
         schedule[t] = (start, length, act)
         for k in range(length):
             v, z = entries[start + k]
             expected[t + 1 + k] = (v, z, int(k == 0), act)
+        not_ready.update(range(t + 1, t + length))      # ready again on the last entry
         t += max(length, 1) + gap
     end = t + 3
     counts = {"out": 0, "reads": 0}
@@ -84,6 +87,7 @@ def run_columns(columns, gaps, entries, memory):
                 ctx.set(dut.i.valid, 1)
             else:
                 ctx.set(dut.i.valid, 0)
+            assert ctx.get(dut.i.ready) == (cycle not in not_ready), cycle
             if cycle in expected:
                 assert ctx.get(dut.o.valid) == 1, cycle
                 out = ctx.get(dut.o.payload)
@@ -178,6 +182,39 @@ def test_host_write_empties_window():
         expected = [((0x0123456789abcdef >> (8 * k)) & 15, (0x0123456789abcdef >> (8 * k + 4))
                      & 15) for k in range(2, 6)]
         assert await stream(ctx, 8 * 10 + 2, 4) == expected
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_command_waits_for_ready():
+    # A command held valid while a column streams is taken on that column's last entry.
+    rng = random.Random(7)
+    entries, memory = make_memory(rng, 64)
+    dut = SpmatRead(config=CONFIG, init=memory)
+
+    async def testbench(ctx):
+        ctx.set(dut.i.payload, {"start": 20, "length": 5, "act": 3})
+        ctx.set(dut.i.valid, 1)
+        assert ctx.get(dut.i.ready) == 1
+        await ctx.tick()
+        ctx.set(dut.i.payload, {"start": 90, "length": 2, "act": -4})   # held from here
+        got, taken = [], []
+        for cycle in range(1, 10):
+            if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
+                taken.append(cycle)
+            if ctx.get(dut.o.valid):
+                out = ctx.get(dut.o.payload)
+                got.append((cycle, out.v, out.z, out.first, out.act))
+            await ctx.tick()
+            if taken:
+                ctx.set(dut.i.valid, 0)
+        assert taken == [5]
+        want = [(1 + k, *entries[20 + k], int(k == 0), 3) for k in range(5)]
+        want += [(6 + k, *entries[90 + k], int(k == 0), -4) for k in range(2)]
+        assert got == want
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
