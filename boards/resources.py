@@ -39,7 +39,7 @@ from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 __all__ = ["estimate", "format_report", "synthesize", "parse_stat", "logic_depth",
            "KU060", "ESE_KU060", "bram36_estimate"]

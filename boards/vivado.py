@@ -27,7 +27,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.verilog import rewrite_inits
 
 from .ku060 import PART, KU060Platform
@@ -40,7 +40,7 @@ CORE_TOP = "eie_core"
 
 
 def _load_image(image_dir):
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     return read_image(image_dir)
 

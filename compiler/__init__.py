@@ -4,6 +4,8 @@ Never imports Amaranth. The stages are importable separately; the common entry p
 re-exported here.
 """
 
+from contract.image_write import write_image
+
 from .compress import Compressed, compress
 from .errors import CapacityError, CompileError, ModelError
 from .huffman import huffman_bits, huffman_report
@@ -19,7 +21,6 @@ from .prune import (
 )
 from .quantize import finetune_centroids, share_weights, ternarize, weight_grads
 from .types import DenseLayer, QuantLayer
-from .writers import write_image
 
 __all__ = [
     "CapacityError", "CompileError", "Compressed", "DenseLayer", "ModelError", "QuantLayer",

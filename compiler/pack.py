@@ -13,8 +13,9 @@ import logging
 
 import numpy as np
 
-from eie.config import EIEConfig
-from eie.image import Descriptor, LayerInfo, PackedImage
+from contract.config import EIEConfig
+from contract.errors import ImageError
+from contract.image import Descriptor, LayerInfo, PackedImage
 
 from .errors import CapacityError, ModelError
 from .types import QuantLayer
@@ -508,8 +509,6 @@ def pack_reference(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
 
 # ---- decoding ----------------------------------------------------------------------------------
 def _corrupt(msg: str) -> ValueError:
-    from eie.image_io import ImageError
-
     return ImageError(msg)
 
 
@@ -567,7 +566,7 @@ def unpack(image: PackedImage) -> list[np.ndarray]:
 
     Raises
     ------
-    eie.image_io.ImageError
+    contract.image_read.ImageError
         when pointers or entries are inconsistent (a corrupt image).
     """
     result = []

@@ -1,5 +1,5 @@
 """EIE/ESE sparse-accelerator generator: shared configuration, CLI and flows."""
 
-from .config import EIEConfig
+from contract.config import EIEConfig
 
 __all__ = ["EIEConfig"]

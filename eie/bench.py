@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EIEConfig
+from contract.config import EIEConfig
 
 __all__ = ["run", "EIE_LAYERS", "bench_compiler", "bench_eie", "random_quant_layer"]
 

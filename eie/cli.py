@@ -7,7 +7,7 @@ import dataclasses
 import sys
 import textwrap
 
-from .config import ConfigError, EIEConfig
+from contract.config import ConfigError, EIEConfig
 
 __all__ = ["main", "add_config_flags", "config_from_args"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EIEConfig
+from contract.config import EIEConfig
 
 __all__ = ["run_demo", "DEMO_DENSITY"]
 
@@ -29,8 +29,8 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
 
     import golden
     from compiler import classifier_train_fn, compress, iterative_prune, pack, write_image
+    from contract.image_read import read_image
     from eie import digits
-    from eie.image_io import read_image
 
     from .inspect import image_stats
 

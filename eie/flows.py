@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EIEConfig
+from contract.config import EIEConfig
 
 __all__ = ["dispatch", "pack_model", "golden_file", "inspect_report", "load_input"]
 
@@ -59,7 +59,7 @@ def load_input(path, n_in: int) -> np.ndarray:
 def _load_run(image_dir, input_path):
     """The image, the float input as given and its quantized ``[batch, n_in]`` form."""
     import golden
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     image = read_image(image_dir)
     x = load_input(input_path, image.n_in)
@@ -121,7 +121,7 @@ def dispatch(args):
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "
               f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
     elif command == "inspect":
-        from eie.image_io import read_image
+        from contract.image_read import read_image
 
         print(inspect_report(read_image(args.image)))
     elif command == "demo":
@@ -157,7 +157,7 @@ def dispatch(args):
 def _maybe_image(image_dir):
     if image_dir is None:
         return None
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     return read_image(image_dir)
 
@@ -167,7 +167,7 @@ def _config_for_image(config: EIEConfig, image) -> EIEConfig:
     if image is None:
         return config
     if config != EIEConfig() and config != image.config:
-        from eie.image_io import check_config
+        from contract.image_read import check_config
 
         check_config(image, config)
     return image.config

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image import PackedImage
+from contract.image import PackedImage
 
 __all__ = ["ImageStats", "image_stats", "tile_entries"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eie.image import PackedImage
+from contract.image import PackedImage
 
 from .model import _segment_matvec, decode_program, dequantize, quantize_input, run
 

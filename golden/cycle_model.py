@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eie.image import PackedImage
+from contract.image import PackedImage
 
 from .model import Tile, decode_program, run
 

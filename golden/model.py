@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eie.config import EIEConfig
-from eie.image import Descriptor, PackedImage
+from contract.config import EIEConfig
+from contract.image import Descriptor, PackedImage
 
 __all__ = [
     "GoldenResult", "Tile", "ImageDecodeError", "quantize_input", "dequantize", "wrap",

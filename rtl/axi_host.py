@@ -22,7 +22,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 from .common import MemSel, check_config
 from .eie import EIE, Reg, Region, host_address

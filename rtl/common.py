@@ -1,6 +1,6 @@
 """Layouts and enums shared by the PE (``rtl/pe.py``) and the array top (``rtl/eie.py``).
 
-Everything here is derived from one :class:`~eie.config.EIEConfig`; nothing is hard-coded.
+Everything here is derived from one :class:`~contract.config.EIEConfig`; nothing is hard-coded.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from eie.config import EIEConfig, clog2
+from contract.config import EIEConfig, clog2
 
 __all__ = ["MemSel", "act_layout", "tile_layout", "pe_init", "PE_INIT_KEYS", "check_config",
            "check_init", "validating"]
@@ -67,7 +67,7 @@ PE_INIT_KEYS = ("spmat", "ptr_even", "ptr_odd", "bias", "codebook", "act0", "act
 
 
 def pe_init(image, pe: int) -> dict[str, list[int]]:
-    """Initial memory contents of PE ``pe`` from a :class:`~eie.image.PackedImage`.
+    """Initial memory contents of PE ``pe`` from a :class:`~contract.image.PackedImage`.
 
     Returns a mapping ``{"spmat", "ptr_even", "ptr_odd", "bias", "codebook"}`` of integer
     lists (signed values stay signed) suitable for ``PE(config=..., init=...)``.

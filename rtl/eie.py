@@ -23,7 +23,7 @@ from amaranth.hdl import (
 from amaranth.lib import enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from eie.config import ConfigError, EIEConfig, clog2
+from contract.config import ConfigError, EIEConfig, clog2
 
 from .common import MemSel, check_config, pe_init, tile_layout
 from .lnzd import RowScanner

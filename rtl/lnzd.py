@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value, signed, unsig
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from eie.config import clog2
+from contract.config import clog2
 
 __all__ = ["LNZD", "RowScanner", "lnzd_leaves"]
 

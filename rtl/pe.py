@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from eie.config import clog2
+from contract.config import clog2
 
 from .act_buffer import ActBuffer
 from .act_queue import ActQueue

@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from eie.config import clog2
+from contract.config import clog2
 
 from .common import check_config, check_init, validating
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil, verilog
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 from .eie import EIE
 

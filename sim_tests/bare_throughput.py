@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from sim_tests.runner import BUILD_ARGS, TOPLEVEL, verilator_env
 
 _MAIN = """\

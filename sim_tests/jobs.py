@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eie.config import EIEConfig
-from eie.image import PackedImage
+from contract.config import EIEConfig
+from contract.image import PackedImage
 
 __all__ = ["save", "load"]
 
@@ -22,7 +22,7 @@ __all__ = ["save", "load"]
 def save(directory, obj: dict) -> Path:
     """Write ``obj`` (dicts, lists, scalars, strings, None, numpy arrays, EIEConfig,
     PackedImage) into ``directory``."""
-    from compiler.writers import write_image
+    from contract.image_write import write_image
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def save(directory, obj: dict) -> Path:
 
 def load(directory) -> dict:
     """Read what :func:`save` wrote."""
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     directory = Path(directory)
     structure = json.loads((directory / "job.json").read_text())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from sim_tests import jobs
 
 __all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUILD"]
@@ -238,11 +238,11 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
 
 
 def _as_image(image):
-    from eie.image import PackedImage
+    from contract.image import PackedImage
 
     if isinstance(image, PackedImage):
         return image
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     return read_image(image)
 

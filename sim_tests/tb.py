@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
-from eie.image import Descriptor
+from contract.image import Descriptor
 from rtl.common import MemSel
 from rtl.eie import Reg, Region, host_address
 from sim_tests import jobs

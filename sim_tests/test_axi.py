@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from sim_tests import jobs
 
 CONFIG = EIEConfig(n_pes=3, queue_depth=4, spmat_depth=128, ptr_depth=64, act_depth=16,

@@ -1,6 +1,6 @@
 """`python -m sim_tests.bare_throughput` builds and clocks the bare Verilator model."""
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from sim_tests.bare_throughput import bare_throughput
 
 

@@ -17,7 +17,7 @@ import pytest
 import golden
 from compiler.pack import pack
 from compiler.types import QuantLayer
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from golden import cycle_model
 from sim_tests.runner import simulate
 

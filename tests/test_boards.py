@@ -13,7 +13,7 @@ from amaranth.lib import io, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.ku060 import DEFAULT_PINS, PART, KU060Platform, load_pin_file, pin_resources
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 SMALL = EIEConfig(n_pes=2, spmat_depth=64, ptr_depth=32, act_depth=16, acc_depth=4,
                   bias_depth=16, max_layers=2, max_tiles=8)
@@ -124,7 +124,7 @@ def test_rewrite_inits_writes_readmemh_files():
 def image_dir(tmp_path_factory):
     from compiler.pack import pack
     from compiler.types import QuantLayer
-    from compiler.writers import write_image
+    from contract.image_write import write_image
 
     rng = np.random.default_rng(5)
     layers = []
@@ -316,7 +316,7 @@ def test_axi_image_writes_carry_wide_descriptors():
     """Descriptors wider than the 64-bit host data go through the array's WDATA_HIGH."""
     from compiler.pack import pack
     from compiler.types import QuantLayer
-    from eie.config import EIEConfig
+    from contract.config import EIEConfig
     from rtl.eie import Reg, Region, host_address
     from sim_tests.axi_tb import image_writes
 

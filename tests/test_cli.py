@@ -39,7 +39,7 @@ def test_pack_writes_every_format(image_dir):
 
 def test_golden_roundtrip_matches_api(image_dir, tmp_path, capsys):
     import golden
-    from eie.image_io import read_image
+    from contract.image_read import read_image
 
     x = np.random.default_rng(1).uniform(-1, 1, size=(5, 20))
     np.save(tmp_path / "x.npy", x)

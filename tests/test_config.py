@@ -3,9 +3,9 @@ import json
 
 import pytest
 
+from contract.config import ConfigError, EIEConfig
+from contract.image import Descriptor
 from eie.cli import _parser, config_from_args
-from eie.config import ConfigError, EIEConfig
-from eie.image import Descriptor
 
 
 def test_defaults_are_paper_pe_parameters():

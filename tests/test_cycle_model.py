@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import golden
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from golden.cycle_model import compute_span
 
 

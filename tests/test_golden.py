@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import golden
-from eie.config import EIEConfig
-from eie.image import Descriptor, LayerInfo, PackedImage
+from contract.config import EIEConfig
+from contract.image import Descriptor, LayerInfo, PackedImage
 from golden.model import ImageDecodeError, decode_tile, wrap, write_back
 
 CFG = EIEConfig()

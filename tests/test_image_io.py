@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from compiler import writers
 from compiler.pack import pack
 from compiler.types import QuantLayer
-from compiler.writers import encode_bin, encode_coe, encode_mem, write_image
-from eie.config import EIEConfig
-from eie.image_io import ImageError, check_config, decode_bin, decode_mem, read_image
+from contract import image_write as writers
+from contract.config import EIEConfig
+from contract.image_read import ImageError, check_config, decode_bin, decode_mem, read_image
+from contract.image_write import encode_bin, encode_coe, encode_mem, write_image
 
 CFG = EIEConfig(n_pes=3, acc_depth=4, spmat_depth=64, ptr_depth=64, act_depth=32,
                 bias_depth=32, max_tiles=8, max_layers=2)

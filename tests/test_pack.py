@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from compiler.errors import CapacityError, ModelError
 from compiler.pack import pack, pack_reference, unpack, unpack_values
 from compiler.types import QuantLayer
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 # Roomy small config for property tests: any 1..70 x 1..70 stack of up to 3 layers fits.
 ROOMY = EIEConfig(n_pes=1, acc_depth=4, act_depth=128, spmat_depth=4096, ptr_depth=8192,
@@ -313,7 +313,7 @@ def test_medium_layer_equals_reference():
 
 
 def test_unpack_rejects_corrupt_pointers():
-    from eie.image_io import ImageError
+    from contract.image_read import ImageError
 
     idx = np.ones((4, 6), np.uint8)
     image = pack([layer(idx)], EIEConfig(n_pes=2))

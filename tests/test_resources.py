@@ -15,7 +15,7 @@ from boards.resources import (
     parse_stat,
     summarize,
 )
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 
 STAT = """
 3. Printing statistics.

@@ -6,7 +6,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.act_buffer import ActBuffer
 
 CONFIG = EIEConfig(act_depth=16)

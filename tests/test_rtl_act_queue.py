@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.act_queue import ActQueue
 from rtl.common import act_layout
 

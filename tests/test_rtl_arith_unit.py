@@ -7,7 +7,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.arith_unit import ArithUnit
 
 CONFIG = EIEConfig(acc_depth=16, bias_depth=64, max_layers=4)

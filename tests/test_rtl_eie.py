@@ -16,8 +16,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from eie.config import ConfigError, EIEConfig
-from eie.image import Descriptor, PackedImage
+from contract.config import ConfigError, EIEConfig
+from contract.image import Descriptor, PackedImage
 from rtl.common import MemSel, act_layout, tile_layout
 from rtl.eie import EIE, READ_LATENCY, Reg, Region, host_address
 

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from compiler.pack import pack
 from compiler.types import QuantLayer
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.common import MemSel, pe_init
 from rtl.pe import IDLE_DELAY, PE
 

@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.ptr_read import PtrRead
 
 CONFIG = EIEConfig(ptr_depth=32)

@@ -7,7 +7,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.spmat_read import SpmatRead
 
 CONFIG = EIEConfig(spmat_depth=64)

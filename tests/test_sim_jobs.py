@@ -3,7 +3,7 @@ import pytest
 
 from compiler.pack import pack
 from compiler.types import QuantLayer
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from sim_tests import jobs
 
 

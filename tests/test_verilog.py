@@ -10,7 +10,7 @@ import pytest
 
 from compiler.pack import pack
 from compiler.types import QuantLayer
-from eie.config import EIEConfig
+from contract.config import EIEConfig
 from rtl.verilog import LINT_WAIVERS, generate
 
 CONFIG = EIEConfig(n_pes=3, queue_depth=2, act_depth=16, acc_depth=4, spmat_depth=32,

@@ -17,17 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, EIEConfig
+from .config import EIEConfig
+from .errors import ConfigError, ImageError
 from .image import IMAGE_FORMAT_VERSION, Descriptor, LayerInfo, PackedImage
 
 __all__ = ["ImageError", "read_image", "check_config", "decode_mem", "decode_coe",
            "decode_bin"]
 
 _READ_ORDER = ("mem", "bin", "coe")
-
-
-class ImageError(ValueError):
-    """An image directory that is missing, corrupt, tampered with or for another config."""
 
 
 # ---- decoding of one memory file ---------------------------------------------------------------
@@ -85,7 +82,7 @@ def decode_mem(data: bytes, width: int, depth: int, what: str = "memory"):
 
 
 def decode_coe(data: bytes, width: int, depth: int, what: str = "memory"):
-    """Words of a Xilinx ``.coe`` file (radix 16) as written by ``compiler.writers``."""
+    """Words of a Xilinx ``.coe`` file (radix 16) as written by ``contract.image_write``."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

@@ -1,7 +1,7 @@
 """In-memory form of a packed EIE image, shared by compiler, golden model, RTL and CLI.
 
 The on-disk form (``manifest.json`` plus ``.mem``/``.coe``/``.bin`` files) is described in
-``docs/image-format.md``; ``compiler.writers`` writes it and ``eie.image_io`` reads it.
+``docs/image-format.md``; ``contract.image_write`` writes it and ``contract.image_read`` reads it.
 This module holds only the container and the tile-descriptor codec, so it imports neither
 Amaranth nor torch.
 """

@@ -12,11 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 __all__ = ["EIEConfig", "ConfigError", "clog2"]
-
-
-class ConfigError(ValueError):
-    """An invalid or mismatched architecture configuration."""
 
 
 def clog2(n: int) -> int:

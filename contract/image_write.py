@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eie.image import IMAGE_FORMAT_VERSION, PackedImage
+from .image import IMAGE_FORMAT_VERSION, PackedImage
 
 __all__ = ["write_image", "encode_mem", "encode_coe", "encode_bin", "memory_contents",
            "build_manifest", "FORMATS"]

@@ -1,0 +1,14 @@
+"""Error types of the contract layer, shared by every layer above it."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "ImageError"]
+
+
+class ConfigError(ValueError):
+    """An invalid or mismatched architecture configuration."""
+
+
+class ImageError(ValueError):
+    """An image (directory or in-memory) that is missing, corrupt, tampered with or for
+    another config."""
