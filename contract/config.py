@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .host_map import HOST_DATA_BITS, MAX_HOST_DEPTH, MAX_HOST_PES, OFFSET_BITS
 
 __all__ = ["EIEConfig", "ConfigError", "clog2"]
 
@@ -98,6 +99,27 @@ class EIEConfig:
             raise ConfigError(f"acc_bits must be at most 62, not {self.acc_bits}")
         if self.pointer_bits > 32:
             raise ConfigError(f"pointer_bits must be at most 32, not {self.pointer_bits}")
+        # What the RTL relies on, checked here so that the compiler and golden model never
+        # accept an image the array cannot run (docs/architecture.md, "Config rules").
+        epw = self.entries_per_word
+        if epw & (epw - 1):
+            raise ConfigError(f"entries_per_word must be a power of two (the spmat reader "
+                              f"splits an entry address into word and lane), not {epw}")
+        if self.word_bits > HOST_DATA_BITS:
+            raise ConfigError(
+                f"an spmat word ({epw} entries of {self.entry_bits} bits = {self.word_bits} "
+                f"bits) must fit the {HOST_DATA_BITS}-bit host data port")
+        if self.n_pes > MAX_HOST_PES:
+            raise ConfigError(f"n_pes must be at most {MAX_HOST_PES} (the host address map's "
+                              f"PE field), not {self.n_pes}")
+        depths = {"spmat_depth": self.spmat_depth, "ptr_depth": self.ptr_depth,
+                  "act_depth": self.act_depth, "bias_depth": self.bias_depth,
+                  "max_layers * 2**weight_bits": self.max_layers << self.weight_bits,
+                  "max_tiles": self.max_tiles}
+        for name, depth in depths.items():
+            if depth > MAX_HOST_DEPTH:
+                raise ConfigError(f"{name} must be at most 2**{OFFSET_BITS} (the host address "
+                                  f"map's offset field), not {depth}")
 
     # ---- derived quantities -------------------------------------------------------------
     @property

@@ -141,9 +141,6 @@ class PE(wiring.Component):
                       "act0": config.act_depth, "act1": config.act_depth}
             self._init = {name: check_init(f"the PE {name} memory", init.get(name), depth)
                           for name, depth in depths.items()}
-            if config.entries_per_word & (config.entries_per_word - 1):
-                raise ValueError(f"Entries per word must be a power of two, not "
-                                 f"{config.entries_per_word!r}")
             host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
                              config.act_bits, config.codebook_bits)
             super().__init__({

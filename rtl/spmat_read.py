@@ -71,7 +71,7 @@ class SpmatRead(wiring.Component):
     Parameters
     ----------
     config : EIEConfig
-        ``entries_per_word`` must be a power of two.
+        ``entries_per_word`` is a power of two (``EIEConfig`` enforces it).
     init : sequence of int, optional
         Initial words of the logical memory (``spmat_depth`` rows, missing rows are 0).
 
@@ -94,16 +94,12 @@ class SpmatRead(wiring.Component):
     TypeError
         ``config`` is not an ``EIEConfig``, or an initial value is not an integer.
     ValueError
-        ``entries_per_word`` is not a power of two, or more initial words than
-        ``spmat_depth``.
+        More initial words than ``spmat_depth``.
     """
 
     def __init__(self, *, config, init=None):
         with validating(self):
             self._config = check_config(config)
-            epw = config.entries_per_word
-            if epw & (epw - 1):
-                raise ValueError(f"Entries per word must be a power of two, not {epw!r}")
             self._init = check_init("the sparse-matrix memory", init, config.spmat_depth)
             super().__init__({
                 "i": In(stream.Signature(spmat_command_layout(config))),

@@ -27,6 +27,16 @@ def test_defaults_are_paper_pe_parameters():
     ("weight_bits", 1, "at least 2"),
     ("n_pes", 2.5, "n_pes must be an integer, not 2.5"),
     ("n_pes", True, "n_pes must be an integer, not True"),
+    # rules the RTL relies on (docs/architecture.md, "Config rules")
+    ("entries_per_word", 6, "entries_per_word must be a power of two (the spmat reader "
+                            "splits an entry address into word and lane), not 6"),
+    ("entries_per_word", 16, "an spmat word (16 entries of 8 bits = 128 bits) must fit the "
+                             "64-bit host data port"),
+    ("n_pes", 257, "n_pes must be at most 256 (the host address map's PE field), not 257"),
+    ("spmat_depth", 1 << 18, "spmat_depth must be at most 2**17 (the host address map's "
+                             "offset field), not 262144"),
+    ("act_depth", (1 << 17) + 1, "act_depth must be at most 2**17"),
+    ("max_layers", 1 << 14, "max_layers * 2**weight_bits must be at most 2**17"),
 ])
 def test_invalid_fields(field, value, message):
     with pytest.raises(ConfigError) as info:

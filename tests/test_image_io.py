@@ -276,8 +276,8 @@ def test_check_config_names_fields():
 
 
 def test_round_trip_odd_widths(tmp_path):
-    # 30-bit spmat words, 11-bit pointers, 40-bit accumulators, 13-bit codebook values
-    cfg = dataclasses.replace(CFG, weight_bits=3, index_bits=3, entries_per_word=5,
+    # 24-bit spmat words, 11-bit pointers, 40-bit accumulators, 13-bit codebook values
+    cfg = dataclasses.replace(CFG, weight_bits=3, index_bits=3, entries_per_word=4,
                               pointer_bits=11, acc_bits=40, codebook_bits=13, act_bits=16)
     rng = np.random.default_rng(9)
     idx = np.where(rng.random((14, 10)) < 0.5, rng.integers(1, 8, (14, 10)), 0)
@@ -288,4 +288,4 @@ def test_round_trip_odd_widths(tmp_path):
     for formats in (("mem",), ("bin",), ("coe",)):
         out = write_image(image, tmp_path / "img", formats=formats)
         assert_same(image, read_image(out))
-    assert len((tmp_path / "img" / "pe000_spmat.coe").read_text().splitlines()[2]) == 9
+    assert len((tmp_path / "img" / "pe000_spmat.coe").read_text().splitlines()[2]) == 7

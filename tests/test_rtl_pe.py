@@ -42,8 +42,6 @@ def test_wrong_parameters():
     with pytest.raises(ValueError, match=r"^Initial contents of the PE ptr_odd memory have "
                                          r"129 rows, more than its depth 128$"):
         PE(config=CONFIG, init={"ptr_odd": [0] * 129})
-    with pytest.raises(ValueError, match=r"^Entries per word must be a power of two, not 3$"):
-        PE(config=EIEConfig(entries_per_word=3, index_bits=4, weight_bits=4))
     with pytest.raises(ValueError, match=r"^PE index must be an integer in \[0, 2\), not 2$"):
         pe_init(object.__new__(type("I", (), {"config": CONFIG})), 2)
 

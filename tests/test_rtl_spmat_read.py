@@ -25,8 +25,6 @@ def test_init():
 def test_wrong_parameters():
     with pytest.raises(TypeError, match=r"^Config must be an EIEConfig, not 'x'$"):
         SpmatRead(config="x")
-    with pytest.raises(ValueError, match=r"^Entries per word must be a power of two, not 6$"):
-        SpmatRead(config=EIEConfig(entries_per_word=6))
     with pytest.raises(ValueError, match=r"^Initial contents of the sparse-matrix memory have "
                                          r"65 rows, more than its depth 64$"):
         SpmatRead(config=CONFIG, init=[0] * 65)
