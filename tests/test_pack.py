@@ -340,7 +340,8 @@ def test_wrap_warning(caplog):
     assert "layer big" in caplog.text and "wrap" in caplog.text
 
 
-@pytest.mark.parametrize("weight_bits, index_bits, per_word", [(3, 3, 4), (2, 2, 16), (5, 4, 2), (2, 5, 1)])
+@pytest.mark.parametrize("weight_bits, index_bits, per_word",
+                         [(3, 3, 4), (2, 2, 16), (5, 4, 2), (2, 5, 1)])
 def test_other_entry_formats(weight_bits, index_bits, per_word):
     # entries of weight_bits + index_bits bits, per_word to a word: padding every 2**index_bits
     cfg = dataclasses.replace(ROOMY, n_pes=2, acc_depth=40, weight_bits=weight_bits,
