@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/eie demo -o build/demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 test-slow: $(STAMP)
@@ -26,6 +27,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/eie bench compiler

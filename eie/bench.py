@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+import golden
+from compiler import DenseLayer, QuantLayer, balance_prune, pack, pack_reference, share_weights
 from contract.config import EIEConfig
+from sim_tests.runner import simulate
 
 __all__ = ["run", "EIE_LAYERS", "bench_compiler", "bench_eie", "random_quant_layer"]
 
@@ -35,8 +40,6 @@ QUEUE_SWEEP = (1, 2, 4, 8, 16, 32)
 
 
 def random_quant_layer(name, n_in, n_out, density, rng, bits=4, relu=False):
-    from compiler.types import QuantLayer
-
     mask = rng.random((n_out, n_in)) < density
     indices = np.where(mask, rng.integers(1, 1 << bits, size=(n_out, n_in)), 0)
     codebook = np.concatenate([[0.0], np.linspace(-0.5, 0.5, (1 << bits) - 1)])
@@ -52,8 +55,6 @@ def random_activations(n, density, rng, config: EIEConfig) -> np.ndarray:
 
 
 def _machine() -> str:
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
@@ -68,18 +69,12 @@ def _time(fn, repeat=3):
 
 def _quiet_packer():
     """Random benchmark weights trip the packer's accumulator-wrap warning on every pack."""
-    import logging
-
     logging.getLogger("compiler.pack").setLevel(logging.ERROR)
 
 
 def bench_compiler(out: Path, quick: bool = False) -> str:
     """Pack an ESE-size stack: 665 -> 4096 -> 128 (3.25M weights), 11% density, 32 PEs."""
     _quiet_packer()
-    from compiler.pack import pack, pack_reference
-    from compiler.prune import balance_prune
-    from compiler.quantize import share_weights
-    from compiler.types import DenseLayer
 
     rng = np.random.default_rng(0)
     shapes = [(4096, 665), (128, 4096)] if not quick else [(1024, 665), (128, 1024)]
@@ -130,8 +125,6 @@ def eie_bench_config(quick: bool = False, queue_depth: int = 8) -> EIEConfig:
 
 
 def _layer_case(spec, config, rng, scale):
-    from compiler.pack import pack
-
     name, n_in, n_out, wd, ad = spec[:5]
     n_in, n_out = max(1, n_in // scale), max(1, n_out // scale)
     layer = random_quant_layer(name, n_in, n_out, wd, rng)
@@ -141,8 +134,6 @@ def _layer_case(spec, config, rng, scale):
 
 
 def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
-    import golden
-
     _quiet_packer()
     config = eie_bench_config(quick)
     scale = 8 if quick else 1
@@ -193,9 +184,6 @@ def _simulate_cases(cases):
     """RTL cycles of every case. One Verilator build serves every layer; each image is
     loaded through the host port (non-zero words only), which at this size is faster than
     emitting a baked design per image."""
-    import golden
-    from sim_tests.runner import simulate
-
     results = []
     for spec, image, q, _report in cases:
         sim = simulate(image, q[None, :], opt="-O1")
@@ -208,14 +196,13 @@ def _simulate_cases(cases):
 
 def _queue_sweep(out: Path, quick: bool, image, q):
     """Alex-7 (the table's own case) at every queue depth, on the cycle model."""
-    import golden
-
     spec = EIE_LAYERS[1]
     sweep = []
     for depth in QUEUE_SWEEP:
         config = dataclasses.replace(image.config, queue_depth=depth)
         layer = golden.cycles(dataclasses.replace(image, config=config), q).layers[0]
         sweep.append((depth, layer.cycles, layer.efficiency))
+    # matplotlib is only needed for this plot; importing it costs `eie --help` 0.5 s.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,5 @@
-"""The ``eie`` command: a thin layer over the Python API in eie.flows, eie.bench, etc."""
+"""The ``eie`` command: parses arguments, calls the Python API (``eie.api``, ``eie.bench``,
+``eie.demo``) and prints. It does no work of its own."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import argparse
 import dataclasses
 import sys
 import textwrap
+from pathlib import Path
 
+import numpy as np
+
+from boards.resources import format_report
 from contract.config import ConfigError, EIEConfig
+from contract.image_write import FORMATS
+
+from . import api, bench, demo
 
 __all__ = ["main", "add_config_flags", "config_from_args"]
 
@@ -40,7 +48,7 @@ def config_from_args(args, base: EIEConfig | None = None) -> EIEConfig:
 
 def _formats(text: str) -> tuple[str, ...]:
     formats = tuple(f.strip() for f in text.split(",") if f.strip())
-    bad = [f for f in formats if f not in ("mem", "coe", "bin")]
+    bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise argparse.ArgumentTypeError(
             f"formats must be a comma list of mem, coe, bin; got {text!r}")
@@ -89,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="magnitude-pruning threshold per layer or global")
     p.add_argument("--ternary", action="store_true", help="TTQ-style {-Wn, 0, +Wp} codebook")
     p.add_argument("--final-relu", action="store_true", help="ReLU after the last layer too")
-    p.add_argument("--formats", type=_formats, default=("mem", "coe", "bin"),
+    p.add_argument("--formats", type=_formats, default=FORMATS,
                    help="comma list of mem,coe,bin (default all)")
     add_config_flags(p)
 
@@ -149,15 +157,47 @@ def _add_rtl_commands(sub, fmt) -> None:
     add_config_flags(p)
 
 
+def _run(args) -> None:
+    command = args.command
+    if command == "pack":
+        image = api.pack(args.model, args.output, config=config_from_args(args),
+                         density=args.density, bits=args.bits, balance=args.balance,
+                         scope=args.scope, ternary=args.ternary, final_relu=args.final_relu,
+                         formats=args.formats)
+        print(api.inspect_image(image))
+        print(f"wrote {args.output}")
+    elif command in ("golden", "sim"):
+        if command == "golden":
+            out = api.golden(args.image, args.input, args.output)
+        else:
+            out = api.sim(args.image, args.input, args.output, waves=args.waves)
+        print(f"wrote {args.output}: y {list(out['y'].shape)}, "
+              f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
+    elif command == "inspect":
+        print(api.inspect_image(args.image))
+    elif command == "demo":
+        demo.run_demo(Path(args.output), config_from_args(args), rtl=not args.no_rtl)
+    elif command == "bench":
+        print(bench.run(args.what, Path(args.output), quick=args.quick))
+    elif command == "verilog":
+        for path in api.verilog(args.output, config_from_args(args), args.image):
+            print(path)
+    elif command == "build":
+        path = api.build(args.output, config_from_args(args), args.image, board=args.board,
+                         run=args.run)
+        print(f"wrote Vivado project {path}")
+    elif command == "resources":
+        print(format_report(api.resources(config_from_args(args), args.output)))
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from . import flows
-
     try:
-        return flows.dispatch(args) or 0
+        _run(args)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"eie {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+import golden
+from boards.resources import estimate, format_report
+from boards.vivado import write_project
+from compiler import classifier_train_fn, compress, iterative_prune, pack
 from contract.config import EIEConfig
+from contract.image_read import read_image
+from contract.image_write import write_image
+from rtl.verilog import generate
+from sim_tests.runner import simulate
+
+from . import digits
+from .inspect import image_stats
 
 __all__ = ["run_demo", "DEMO_DENSITY"]
 
@@ -25,14 +36,9 @@ def _say(report: list[str], text: str = "") -> None:
 
 
 def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
+    # torch costs a second to import; only the demo's run needs it, not `eie --help`.
     import torch
 
-    import golden
-    from compiler import classifier_train_fn, compress, iterative_prune, pack, write_image
-    from contract.image_read import read_image
-    from eie import digits
-
-    from .inspect import image_stats
 
     out.mkdir(parents=True, exist_ok=True)
     report: list[str] = []
@@ -121,11 +127,6 @@ def _cycles_table(report, image, cyc, rtl_cycles) -> None:
 
 
 def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
-    from rtl.verilog import generate
-    from sim_tests.runner import simulate
-
-    from . import digits
-
     generate(image.config, out / "verilog", image=image)
     n = len(cyc)
     sim = simulate(image, q_in, build_dir=out / "sim_build")
@@ -135,9 +136,7 @@ def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
     model_totals = np.array([c.total for c in cyc])
     results["cycles_match"] = bool(np.array_equal(np.asarray(sim["cycles_total"]),
                                                   model_totals))
-    from golden import dequantize
-
-    results["acc_rtl"] = digits.accuracy(dequantize(q_rtl, image.config), data.y_test)
+    results["acc_rtl"] = digits.accuracy(golden.dequantize(q_rtl, image.config), data.y_test)
     _say(report)
     _say(report, f"## RTL (Verilator) on all {n} test samples")
     _say(report, f"- RTL vs golden bit-exact: {'yes' if results['bit_exact'] else 'NO'}")
@@ -151,9 +150,6 @@ def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
 
 
 def _boards_section(report, results, out, image) -> None:
-    from boards.resources import estimate, format_report
-    from boards.vivado import write_project
-
     project = write_project(out / "vivado", image.config, image_dir=out / "image")
     _say(report)
     _say(report, f"## KU060 Vivado project: {project}")

@@ -1,0 +1,189 @@
+"""The Python API that mirrors the ``eie`` command, one function per subcommand.
+
+``eie.pack``, ``eie.golden``, ``eie.sim``, ``eie.verilog``, ``eie.build``,
+``eie.resources`` and ``eie.inspect_image`` do the work; ``eie.cli`` only parses arguments,
+calls them and prints. Images may be given as a :class:`~contract.image.PackedImage` or as
+an image directory; inputs as an array or a ``.npy`` path.
+
+Imports of the project's own layers are at module level. ``torch`` (through
+``compiler``'s functions), ``tqdm`` and the cocotb runner are imported where they are used,
+inside the layers below, so that ``eie --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import compiler
+import golden as golden_model
+from boards import resources as board_resources
+from boards import vivado
+from contract.config import EIEConfig
+from contract.image import PackedImage
+from contract.image_read import check_config, read_image
+from contract.image_write import FORMATS, write_image
+from rtl import verilog as rtl_verilog
+from sim_tests import runner
+
+from .inspect import image_stats
+
+__all__ = ["pack", "golden", "sim", "verilog", "build", "resources", "inspect_image",
+           "load_input", "as_image"]
+
+
+def _progress(iterable, desc: str, total=None):
+    # tqdm is only needed when a long step runs; keep it off the import path of `eie`.
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False,
+                disable=not sys.stderr.isatty())
+
+
+def as_image(image) -> PackedImage:
+    """``image`` itself, or the image read (and checked) from a directory."""
+    if isinstance(image, PackedImage):
+        return image
+    return read_image(image)
+
+
+def load_input(x, n_in: int) -> np.ndarray:
+    """A float input ``[n_in]`` or ``[batch, n_in]``, from an array or a ``.npy`` file
+    (loaded without pickles).
+
+    Raises
+    ------
+    ValueError
+        Not a plain numeric array, the wrong shape, or NaN/Inf values.
+    """
+    what = "input"
+    if isinstance(x, (str, os.PathLike)):
+        what = str(x)
+        try:
+            x = np.load(x, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{what}: not a plain .npy array ({exc})") from None
+    x = np.asarray(x)
+    if x.ndim not in (1, 2) or x.shape[-1] != n_in:
+        raise ValueError(f"{what}: input must have shape [{n_in}] or [batch, {n_in}], "
+                         f"got {list(x.shape)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what}: input must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what}: input holds {int(np.sum(~np.isfinite(x)))} NaN/Inf values")
+    return x
+
+
+def pack(model, output=None, *, config: EIEConfig | None = None, density=None, bits=None,
+         balance=False, scope="layer", ternary=False, final_relu=False,
+         formats=FORMATS) -> PackedImage:
+    """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
+    and pack it for ``config``; write the image to ``output`` when given.
+
+    ``bits`` sets ``config.weight_bits``. Nothing is written unless every step succeeds.
+    """
+    config = config or EIEConfig()
+    if bits is not None:
+        config = dataclasses.replace(config, weight_bits=bits)
+    compressed = compiler.compress(model, density=density, bits=config.weight_bits,
+                                   scope=scope, balance=balance,
+                                   n_pes=config.n_pes if balance else None,
+                                   ternary=ternary, final_relu=final_relu)
+    image = compiler.pack(compressed.layers, config)
+    if output is not None:
+        write_image(image, output, formats=formats)
+    return image
+
+
+def _inputs(image, x):
+    image = as_image(image)
+    x = load_input(x, image.n_in)
+    return image, x, golden_model.quantize_input(np.atleast_2d(x), image.config)
+
+
+def _result(output, image, batch_shape, q, cycles, cycles_per_layer) -> dict:
+    """The arrays of ``eie golden`` and ``eie sim``, shaped like the input's batch, written
+    to ``output`` (``.npz``) when given."""
+    q = np.asarray(q).reshape(batch_shape + (image.n_out,))
+    out = {
+        "y": golden_model.dequantize(q, image.config),
+        "q": q,
+        "cycles": np.asarray(cycles, np.int64).reshape(batch_shape),
+        "cycles_per_layer": np.asarray(cycles_per_layer, np.int64).reshape(
+            batch_shape + (len(image.layers),)),
+    }
+    if output is not None:
+        np.savez(output, **out)
+    return out
+
+
+def golden(image, x, output=None) -> dict:
+    """``eie golden``: bit-exact inference plus the cycle model.
+
+    Returns (and writes to ``output`` when given) ``y`` (float), ``q`` (raw integers),
+    ``cycles`` (per sample) and ``cycles_per_layer``.
+    """
+    image, x, q_in = _inputs(image, x)
+    result = golden_model.run(image, q_in)
+    tiles = golden_model.decode_program(image)
+    cycles = [golden_model.cycles(image, q, tiles=tiles)
+              for q in _progress(q_in, "cycle model")]
+    return _result(output, image, x.shape[:-1], result.q, [c.total for c in cycles],
+                   [[layer.cycles for layer in c.layers] for c in cycles])
+
+
+def sim(image, x, output=None, *, waves=None) -> dict:
+    """``eie sim``: run the image on the RTL under Verilator; the fields of :func:`golden`,
+    with measured cycles."""
+    image, x, q_in = _inputs(image, x)
+    result = runner.simulate(image, q_in, waves=waves)
+    return _result(output, image, x.shape[:-1], result["q"], result["cycles_total"],
+                   result["cycles_per_layer"])
+
+
+def inspect_image(image) -> str:
+    """``eie inspect``: per-layer and per-PE non-zeros, padding, imbalance, memory use and
+    the Huffman figure, as a table."""
+    return image_stats(as_image(image)).format()
+
+
+def _design(config: EIEConfig | None, image):
+    """The design's config and image: with an image, the image's config (a ``config``
+    other than the default must agree with it)."""
+    image = None if image is None else as_image(image)
+    config = config or EIEConfig()
+    if image is None:
+        return config, None
+    if config != EIEConfig() and config != image.config:
+        check_config(image, config)
+    return image.config, image
+
+
+def verilog(output, config: EIEConfig | None = None, image=None) -> list[Path]:
+    """``eie verilog``: the array top's Verilog (and ``$readmemh`` side files for a baked
+    image) in ``output``; returns the paths written."""
+    config, image = _design(config, image)
+    return rtl_verilog.generate(config, output, image=image)
+
+
+def build(output, config: EIEConfig | None = None, image=None, *, board: str = "ku060",
+          run: bool = False) -> Path:
+    """``eie build``: a Vivado project for ``board`` in ``output`` (docs/boards.md).
+
+    ``image`` must be an image directory: the project references its memory files.
+    """
+    if board != "ku060":
+        raise ValueError(f"board must be 'ku060', not {board!r}")
+    config, _ = _design(config, image)
+    return vivado.write_project(output, config, image_dir=image, run=run)
+
+
+def resources(config: EIEConfig | None = None, output="build/resources") -> dict:
+    """``eie resources``: the Yosys ``synth_xilinx -family xcu`` estimate (a report dict;
+    ``boards.resources.format_report`` prints it)."""
+    return board_resources.estimate(config or EIEConfig(), out_dir=output)
