@@ -100,7 +100,7 @@ class EIEConfig:
         if self.pointer_bits > 32:
             raise ConfigError(f"pointer_bits must be at most 32, not {self.pointer_bits}")
         # What the RTL relies on, checked here so that the compiler and golden model never
-        # accept an image the array cannot run (docs/architecture.md, "Config rules").
+        # accept an image the array cannot run (docs/layers.md, "Config rules").
         epw = self.entries_per_word
         if epw & (epw - 1):
             raise ConfigError(f"entries_per_word must be a power of two (the spmat reader "

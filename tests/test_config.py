@@ -27,7 +27,7 @@ def test_defaults_are_paper_pe_parameters():
     ("weight_bits", 1, "at least 2"),
     ("n_pes", 2.5, "n_pes must be an integer, not 2.5"),
     ("n_pes", True, "n_pes must be an integer, not True"),
-    # rules the RTL relies on (docs/architecture.md, "Config rules")
+    # rules the RTL relies on (docs/layers.md, "Config rules")
     ("entries_per_word", 6, "entries_per_word must be a power of two (the spmat reader "
                             "splits an entry address into word and lane), not 6"),
     ("entries_per_word", 16, "an spmat word (16 entries of 8 bits = 128 bits) must fit the "
