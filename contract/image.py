@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import EIEConfig
 
-__all__ = ["Descriptor", "LayerInfo", "PackedImage", "IMAGE_FORMAT_VERSION"]
+__all__ = ["Descriptor", "LayerInfo", "PackedImage", "ImageExtension", "IMAGE_FORMAT_VERSION"]
 
 IMAGE_FORMAT_VERSION = 1
 
@@ -130,3 +130,27 @@ class PackedImage:
             codebook=np.zeros(config.max_layers * config.codebook_size, np.int64),
             program=list(program or []),
         )
+
+
+@dataclass
+class ImageExtension:
+    """What an engine built on the EIE array (ESE's LSTM scheduler) adds to an image.
+
+    The EIE part of the image (the matrices' memories and tile program) is written and read
+    as for an MLP; the extension adds memories of its own and a JSON section under
+    ``manifest["extension"]`` (docs/image-format.md, "Extensions"). The engine's own reader
+    checks that the memories and the section are what its config needs.
+
+    Attributes
+    ----------
+    kind : the engine (``"lstm"``); a plain reader refuses an image with an extension.
+    data : JSON-compatible description, written as ``manifest["extension"]["data"]``.
+    memories : ``name -> (width, depth, words, signed)``, written like the EIE memories.
+    chained : whether consecutive layers chain (layer ``k + 1``'s ``n_in`` equals layer
+        ``k``'s ``n_out``); an engine whose matrices read different vectors sets False.
+    """
+
+    kind: str
+    data: dict = field(default_factory=dict)
+    memories: dict = field(default_factory=dict)
+    chained: bool = True

@@ -19,10 +19,10 @@ import numpy as np
 
 from .config import EIEConfig
 from .errors import ConfigError, ImageError
-from .image import IMAGE_FORMAT_VERSION, Descriptor, LayerInfo, PackedImage
+from .image import IMAGE_FORMAT_VERSION, Descriptor, ImageExtension, LayerInfo, PackedImage
 
-__all__ = ["ImageError", "read_image", "check_config", "decode_mem", "decode_coe",
-           "decode_bin"]
+__all__ = ["ImageError", "read_image", "read_image_extension", "check_config", "decode_mem",
+           "decode_coe", "decode_bin"]
 
 _READ_ORDER = ("mem", "bin", "coe")
 
@@ -221,6 +221,10 @@ def _descriptor(rec, t: int, cfg: EIEConfig) -> tuple[Descriptor, int]:
     return desc, value
 
 
+#: Largest extension memory the reader accepts (words), checked before decoding.
+MAX_EXTENSION_DEPTH = 1 << 20
+
+
 def read_image(path) -> PackedImage:
     """Load and validate the image directory ``path``.
 
@@ -230,8 +234,45 @@ def read_image(path) -> PackedImage:
     Raises
     ------
     ImageError
-        anything wrong with the directory, the manifest or a file (the message names it).
+        anything wrong with the directory, the manifest or a file (the message names it),
+        or an image with an engine extension (read it with :func:`read_image_extension`).
     """
+    image, extension = _read(path)
+    if extension is not None:
+        raise ImageError(f"manifest.json: this is an {extension.kind!r} image, not a plain "
+                         f"EIE image; read it with that engine's reader")
+    return image
+
+
+def read_image_extension(path, kind: str) -> tuple[PackedImage, ImageExtension]:
+    """Load an image with an engine extension of ``kind`` (docs/image-format.md,
+    "Extensions"): the EIE part, checked as :func:`read_image` checks it, and the
+    extension's section and memories (decoded; unsigned words). The engine checks that
+    they are what its config needs.
+
+    Raises
+    ------
+    ImageError
+        as :func:`read_image`, or the image has no extension of ``kind``.
+    """
+    image, extension = _read(path)
+    _need(extension is not None and extension.kind == kind,
+          f"manifest.json: not an {kind!r} image (extension "
+          f"{extension.kind if extension else None!r})")
+    return image, extension
+
+
+def _extension(manifest: dict) -> ImageExtension | None:
+    ext = manifest.get("extension")
+    if ext is None:
+        return None
+    _need(isinstance(ext, dict) and isinstance(ext.get("kind"), str)
+          and isinstance(ext.get("chained"), bool) and isinstance(ext.get("data"), dict),
+          "manifest.json: 'extension' must be an object with 'kind', 'chained' and 'data'")
+    return ImageExtension(kind=ext["kind"], data=ext["data"], chained=ext["chained"])
+
+
+def _read(path) -> tuple[PackedImage, ImageExtension | None]:
     root = Path(path)
     _need(root.is_dir(), f"{root}: not an image directory")
     try:
@@ -262,8 +303,16 @@ def read_image(path) -> PackedImage:
     for p in range(cfg.n_pes):
         for kind in ("spmat", "ptr_even", "ptr_odd", "bias"):
             expected[f"pe{p:03d}_{kind}"] = shapes[f"pe_{kind}"]
+    extension = _extension(manifest)
     extra = sorted(set(memories) - set(expected))
-    _need(not extra, f"manifest.json: unknown memories {extra[:4]}")
+    _need(not extra or extension is not None, f"manifest.json: unknown memories {extra[:4]}")
+    for mem in extra:
+        rec = memories[mem]
+        _need(isinstance(rec, dict) and _is_int(rec.get("width")) and _is_int(rec.get("depth"))
+              and 1 <= rec["width"] <= 256 and 1 <= rec["depth"] <= MAX_EXTENSION_DEPTH,
+              f"manifest.json: extension memory {mem} needs a width in [1, 256] and a depth "
+              f"in [1, {MAX_EXTENSION_DEPTH}]")
+        expected[mem] = (rec["width"], rec["depth"])
     words = {}
     for mem, (width, depth) in expected.items():
         rec = memories.get(mem)
@@ -315,7 +364,8 @@ def read_image(path) -> PackedImage:
         _need(next_tile <= len(program), f"{what}: tiles run past the program")
         _need(info.n_tiles == -(-info.n_out // cfg.rows_per_tile),
               f"{what}: {info.n_tiles} tiles do not cover {info.n_out} rows")
-        _need(k == 0 or layers[k - 1].get("n_out") == info.n_in,
+        _need(k == 0 or layers[k - 1].get("n_out") == info.n_in
+              or (extension is not None and not extension.chained),
               f"{what}: n_in does not match the previous layer's n_out")
         _need(-(-max(info.n_in, info.n_out) // n) <= cfg.act_depth,
               f"{what}: vectors longer than the activation buffers")
@@ -334,7 +384,10 @@ def read_image(path) -> PackedImage:
     _need(isinstance(pes, list) and all(isinstance(pe, dict) for pe in pes),
           "manifest.json: 'pes' must be a list of objects")
     image.stats = {"pes": [dict(pe) for pe in pes]}
-    return image
+    if extension is not None:
+        extension.memories = {mem: (width, depth, words[mem], False)
+                              for mem, (width, depth) in expected.items() if mem in extra}
+    return image, extension
 
 
 def check_config(image: PackedImage, config: EIEConfig) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image import IMAGE_FORMAT_VERSION, PackedImage
+from .image import IMAGE_FORMAT_VERSION, ImageExtension, PackedImage
 
 __all__ = ["write_image", "encode_mem", "encode_coe", "encode_bin", "memory_contents",
            "build_manifest", "FORMATS"]
@@ -140,7 +140,8 @@ def memory_contents(image: PackedImage) -> dict[str, tuple[int, int, object, boo
     return out
 
 
-def build_manifest(image: PackedImage, memories: dict, formats) -> dict:
+def build_manifest(image: PackedImage, memories: dict, formats,
+                   extension: ImageExtension | None = None) -> dict:
     """The ``manifest.json`` object; ``memories`` maps name -> manifest memory record."""
     cfg = image.config
     d = _digits(cfg.descriptor_bits)
@@ -156,7 +157,7 @@ def build_manifest(image: PackedImage, memories: dict, formats) -> dict:
         rec["codebook"] = [float(c) for c in info.codebook]
         rec["bias"] = None if info.bias is None else [float(b) for b in info.bias]
         layers.append(rec)
-    return {
+    manifest = {
         "format": "eie-image",
         "version": IMAGE_FORMAT_VERSION,
         "config": cfg.to_dict(),
@@ -167,6 +168,10 @@ def build_manifest(image: PackedImage, memories: dict, formats) -> dict:
         "pes": [dict(pe) for pe in image.stats.get("pes", [])],
         "formats": list(formats),
     }
+    if extension is not None:
+        manifest["extension"] = {"kind": extension.kind, "chained": bool(extension.chained),
+                                 "data": extension.data}
+    return manifest
 
 
 def _safe_to_replace(path: Path) -> bool:
@@ -176,7 +181,8 @@ def _safe_to_replace(path: Path) -> bool:
     return not any(path.iterdir()) or (path / "manifest.json").is_file()
 
 
-def write_image(image: PackedImage, out_dir, formats=FORMATS) -> Path:
+def write_image(image: PackedImage, out_dir, formats=FORMATS, *,
+                extension: ImageExtension | None = None) -> Path:
     """Write ``image`` to the directory ``out_dir`` (files and manifest.json).
 
     Parameters
@@ -185,6 +191,7 @@ def write_image(image: PackedImage, out_dir, formats=FORMATS) -> Path:
     out_dir : target directory. If it exists it must be an earlier image (holds a
         ``manifest.json``) or empty; it is replaced only once the new image is complete.
     formats : any of ``"mem"``, ``"coe"``, ``"bin"``.
+    extension : an engine's extra memories and manifest section (ESE's LSTM images).
 
     Returns
     -------
@@ -214,7 +221,16 @@ def write_image(image: PackedImage, out_dir, formats=FORMATS) -> Path:
     os.mkdir(tmp)
     try:
         records = {}
-        for name, (width, depth, words, signed) in memory_contents(image).items():
+        contents = memory_contents(image)
+        if extension is not None:
+            clash = sorted(set(contents) & set(extension.memories))
+            if clash:
+                raise ValueError(f"extension memories {clash} clash with the image's")
+            for name, (_width, depth, words, _signed) in extension.memories.items():
+                if len(words) != depth:
+                    raise ValueError(f"{name}: {len(words)} words, memory depth is {depth}")
+            contents.update(extension.memories)
+        for name, (width, depth, words, signed) in contents.items():
             rec = {"width": width, "depth": depth, "files": {}, "sha256": {}}
             for fmt in formats:
                 try:
@@ -226,7 +242,7 @@ def write_image(image: PackedImage, out_dir, formats=FORMATS) -> Path:
                 rec["files"][fmt] = fname
                 rec["sha256"][fmt] = hashlib.sha256(data).hexdigest()
             records[name] = rec
-        manifest = build_manifest(image, records, formats)
+        manifest = build_manifest(image, records, formats, extension)
         text = json.dumps(manifest, indent=1, allow_nan=False)
         (tmp / "manifest.json").write_text(text + "\n")
         old = None
