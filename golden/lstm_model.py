@@ -74,7 +74,8 @@ class LSTMResult:
         range, over every matrix.
     trace : with ``trace=True``, per layer a dict of int64 [batch, T, hidden] arrays
         ``u_i, u_f, u_g, u_o`` (pre-activations with peephole terms), ``i, f, g, o``,
-        ``tanh_c`` and ``m``.
+        ``tanh_c`` and ``m``; then one dict ``{"head": [...]}`` with each head layer's
+        output [batch, T, width].
     """
 
     q: np.ndarray
@@ -181,6 +182,7 @@ def run_lstm(image: LSTMImage, q_in, *, matrices: list[list[Tile]] | None = None
     h_out = [np.zeros((batch, steps, info.n_out), np.int64) for info in image.layers]
     c_out = [np.zeros((batch, steps, info.hidden), np.int64) for info in image.layers]
     traces = [dict() for _ in image.layers] if trace else None
+    head_q = [np.zeros((batch, steps, mats[k].n_out), np.int64) for k in image.head]
     out = np.zeros((batch, steps, image.n_out), np.int64)
 
     for t in range(steps):
@@ -223,11 +225,14 @@ def run_lstm(image: LSTMImage, q_in, *, matrices: list[list[Tile]] | None = None
                                                         np.int64))[:, t] = value[:, :info.hidden]
             inp = st["h"]
         a = inp[:, :image.layers[-1].n_out]
-        for k in image.head:
+        for j, k in enumerate(image.head):
             acc = _matrix(image, matrices[k], k, a, wraps)
             a, s = write_back(acc, mats[k].w_frac, mats[k].relu, ch)
             sat["head"] += s.sum(axis=1)
+            head_q[j][:, t] = a
         out[:, t] = a
+    if trace:
+        traces.append({"head": head_q})
     result = LSTMResult(q=out, y=out / float(1 << f_act), h=h_out, c=c_out,
                         channel=np.arange(batch) % cfg.channels, saturation=sat, wraps=wraps,
                         trace=traces)
@@ -239,7 +244,8 @@ def run_lstm(image: LSTMImage, q_in, *, matrices: list[list[Tile]] | None = None
         result.saturation = {k: int(v[0]) for k, v in sat.items()}
         result.wraps = int(wraps[0])
         if trace:
-            result.trace = [{k: v[0] for k, v in tr.items()} for tr in traces]
+            result.trace = [{k: v[0] for k, v in tr.items()} for tr in traces[:-1]]
+            result.trace.append({"head": [x[0] for x in head_q]})
     return result
 
 
