@@ -93,68 +93,78 @@ def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
             ((k, image.matrices.program[m.first_tile]) for k, m in
              enumerate(image.matrices.layers))}
 
-    def vector(parts, k):
-        """The matrix-``k`` input of every sequence, padded to its scanned width."""
-        v = np.zeros((parts[0].shape[0], cols[k]), np.int64)
-        at = 0
-        for part, size in parts:
-            v[:, at:at + part.shape[1]] = part
-            at += size
-        return v
-
     frames = [[None] * steps for _ in range(batch)]
     cycles = np.zeros((batch, steps), np.int64)
     for g0 in range(0, batch, channels):
         group = slice(g0, min(g0 + channels, batch))
+        size = group.stop - group.start
         for t in range(steps):
-            total = lpipe["LOAD"] + image.memory.x_words
-            compute = busy_max = ideal = elem = exposed = 0
-            per_matrix = [0] * len(image.matrices.layers)
+            acc = _Frame(len(image.matrices.layers), lpipe["LOAD"] + image.memory.x_words)
             inp = (q3[group, t], padded(width, n))
-
-            def run_matrix(k, parts):
-                nonlocal compute, busy_max, ideal
-                acts = np.any(vector(parts, k) != 0, axis=0).astype(np.int64)
-                spent = 0
-                tiles = []
-                for tile in matrices[k]:
-                    c, span = _tile_cycles(tile, acts, depth, pipe)
-                    spent += c
-                    compute += span.compute
-                    busy_max += int(span.busy.max()) if span.busy.size else 0
-                    ideal += span.ideal
-                    tiles.append(tile)
-                per_matrix[k] += spent
-                return spent, tiles
-
             for li, info in enumerate(image.layers):
                 h_prev = (result.h[li][group, t - 1] if t else
-                          np.zeros((group.stop - group.start, info.n_out), np.int64))
-                spent, tiles = run_matrix(info.gates, [inp, (h_prev, padded(info.n_out, n))])
-                total += spent + lpipe["CELL"] * len(tiles)
-                per_matrix[info.gates] += lpipe["CELL"] * len(tiles)
-                elem += sum(tile.desc.out_local for tile in tiles)
-                exposed += lpipe["CELL"] * len(tiles)
+                          np.zeros((size, info.n_out), np.int64))
+                parts = [inp, (h_prev, padded(info.n_out, n))]
+                tiles = acc.matrix(info.gates, matrices[info.gates],
+                                   _active(parts, cols[info.gates]), depth, pipe)
+                cell = lpipe["CELL"] * len(tiles)
+                acc.cycles += cell
+                acc.per_matrix[info.gates] += cell
+                acc.elementwise += sum(tile.desc.out_local for tile in tiles)
+                acc.exposed += cell
                 m = result.trace[li]["m"][group, t]
                 if info.proj:
-                    spent, _ = run_matrix(info.projection, [(m, padded(info.hidden, n))])
-                    total += spent
+                    acc.matrix(info.projection, matrices[info.projection],
+                               _active([(m, padded(info.hidden, n))], cols[info.projection]),
+                               depth, pipe)
                 else:
-                    total += padded(info.hidden, n) // n + lpipe["COPY"]
-                h = result.h[li][group, t]
-                inp = (h, padded(info.n_out, n))
-            a = inp
+                    acc.cycles += padded(info.hidden, n) // n + lpipe["COPY"]
+                inp = (result.h[li][group, t], padded(info.n_out, n))
             for j, k in enumerate(image.head):
-                spent, _ = run_matrix(k, [a])
-                total += spent
+                acc.matrix(k, matrices[k], _active([inp], cols[k]), depth, pipe)
                 out = result.trace[-1]["head"][j][group, t]
-                a = (out, padded(out.shape[1], n))
-            frame = FrameCycles(cycles=int(total), compute=compute, mac_busy=busy_max,
-                                ideal=ideal, elementwise=elem, elementwise_hidden=elem,
-                                elementwise_exposed=exposed, per_matrix=per_matrix)
+                inp = (out, padded(out.shape[1], n))
+            frame = acc.report()
             for b in range(group.start, group.stop):
                 frames[b][t] = frame
                 cycles[b, t] = frame.cycles
     if single:
         return LSTMCycleReport(frames[0], cycles[0])
     return LSTMCycleReport(frames, cycles)
+
+
+def _active(parts, width: int) -> np.ndarray:
+    """Column ``j`` of a matrix input is broadcast when it is non-zero in any channel;
+    ``parts`` are ``(values [channels, len], padded len)`` laid end to end."""
+    active = np.zeros(width, np.int64)
+    at = 0
+    for values, size in parts:
+        active[at:at + values.shape[1]] = np.any(values != 0, axis=0)
+        at += size
+    return active
+
+
+class _Frame:
+    """Running sums of one frame."""
+
+    def __init__(self, n_matrices: int, cycles: int):
+        self.cycles, self.compute, self.mac_busy, self.ideal = cycles, 0, 0, 0
+        self.elementwise = self.exposed = 0
+        self.per_matrix = [0] * n_matrices
+
+    def matrix(self, k: int, tiles, active, queue_depth: int, pipe: dict):
+        for tile in tiles:
+            spent, span = _tile_cycles(tile, active, queue_depth, pipe)
+            self.cycles += spent
+            self.per_matrix[k] += spent
+            self.compute += span.compute
+            self.mac_busy += int(span.busy.max()) if span.busy.size else 0
+            self.ideal += span.ideal
+        return tiles
+
+    def report(self) -> FrameCycles:
+        return FrameCycles(cycles=int(self.cycles), compute=self.compute,
+                           mac_busy=self.mac_busy, ideal=self.ideal,
+                           elementwise=self.elementwise,
+                           elementwise_hidden=self.elementwise,
+                           elementwise_exposed=self.exposed, per_matrix=self.per_matrix)
