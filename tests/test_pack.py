@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.errors import CapacityError, ModelError
-from compiler.pack import pack, pack_reference, unpack, unpack_values
+from compiler.pack import pack
+from compiler.pack_reference import pack_reference
 from compiler.types import QuantLayer
+from compiler.unpack import unpack, unpack_values
 from contract.config import EIEConfig
 
 # Roomy small config for property tests: any 1..70 x 1..70 stack of up to 3 layers fits.
