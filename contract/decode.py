@@ -66,15 +66,16 @@ def column_pointers(image: PackedImage, desc: Descriptor, n_cols: int, *,
         PE is named); a PE's ``P_0`` is not 0 (checked after the decrease of every PE).
     """
     cfg = image.config
-    j = np.arange(n_cols + 1)
-    addr = desc.ptr_base + j // 2
-    if addr[-1] >= cfg.ptr_depth:
-        raise ImageDecodeError(f"{where}: pointer address {int(addr[-1])} is past ptr_depth "
+    last = desc.ptr_base + n_cols // 2                  # bank address of P_{n_cols}
+    if last >= cfg.ptr_depth:
+        raise ImageDecodeError(f"{where}: pointer address {last} is past ptr_depth "
                                f"{cfg.ptr_depth}")
-    even = image.ptr_even[:, addr].astype(np.int64)
-    odd = image.ptr_odd[:, addr].astype(np.int64)
-    pointers = np.where(j % 2 == 0, even, odd)
-    decrease = np.diff(pointers, axis=1) < 0
+    half = n_cols // 2 + 1
+    pointers = np.empty((cfg.n_pes, 2 * half), np.int64)
+    pointers[:, 0::2] = image.ptr_even[:, desc.ptr_base:desc.ptr_base + half]
+    pointers[:, 1::2] = image.ptr_odd[:, desc.ptr_base:desc.ptr_base + half]
+    pointers = pointers[:, :n_cols + 1]
+    decrease = pointers[:, 1:] < pointers[:, :-1]
     if np.any(decrease):
         p = int(np.argwhere(decrease)[0, 0])
         raise ImageDecodeError(f"{where}: PE {p} column pointers decrease")
