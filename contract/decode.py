@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .config import EIEConfig
 from .errors import ImageDecodeError
 from .image import Descriptor, PackedImage
 
@@ -33,8 +34,8 @@ __all__ = ["PEEntries", "column_pointers", "raw_entries", "split_entries", "entr
 class PEEntries(NamedTuple):
     """Every entry of one PE's part of one tile, in stream order (column by column).
 
-    Members
-    -------
+    Attributes
+    ----------
     v : int64 [E] codebook index (0 for a padding entry or an explicit zero).
     z : int64 [E] relative index: zero rows skipped since the previous entry.
     rows : int64 [E] local row (accumulator) of the entry.
@@ -114,7 +115,7 @@ def raw_entries(image: PackedImage, desc: Descriptor, pe: int, count: int, *,
     return entries.reshape(-1)[:count].astype(np.int64)
 
 
-def split_entries(entries: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+def split_entries(entries: np.ndarray, config: EIEConfig) -> tuple[np.ndarray, np.ndarray]:
     """``(v, z)`` of raw entries (int64, as :func:`raw_entries` returns them): the low
     ``weight_bits`` and the ``index_bits`` above."""
     return entries & ((1 << config.weight_bits) - 1), entries >> config.weight_bits

@@ -327,6 +327,14 @@ def test_unpack_rejects_corrupt_pointers():
     image.spmat[1, 0] |= 0x01                # ... ending in a real entry
     with pytest.raises(ImageError, match="past the tile"):
         unpack(image)
+    # 3 rows on 2 PEs: PE 1 holds only row 1 (local row 0) but has 2 accumulators; moving
+    # its entry to local row 1 stays in the tile and lands on row 3, past the layer.
+    image = pack([layer(np.ones((3, 1), np.uint8))], EIEConfig(n_pes=2))
+    assert int(image.spmat[1, 0]) == 0x01
+    image.spmat[1, 0] = 0x11
+    with pytest.raises(ImageError, match=r"PE 1 has a non-zero entry at row 3, past the "
+                                         r"layer's 3 rows"):
+        unpack(image)
 
 
 def test_wrap_warning(caplog):
