@@ -10,7 +10,8 @@ from .compress import Compressed, compress
 from .errors import CapacityError, CompileError, ModelError
 from .huffman import huffman_bits, huffman_report
 from .model import layers_to_torch, load_model
-from .pack import pack, pack_reference, unpack, unpack_values
+from .pack import pack
+from .pack_reference import pack_reference
 from .prune import (
     apply_masks,
     balance_prune,
@@ -21,6 +22,7 @@ from .prune import (
 )
 from .quantize import finetune_centroids, share_weights, ternarize, weight_grads
 from .types import DenseLayer, QuantLayer
+from .unpack import unpack, unpack_values
 
 __all__ = [
     "CapacityError", "CompileError", "Compressed", "DenseLayer", "ModelError", "QuantLayer",

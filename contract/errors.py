@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ImageError"]
+__all__ = ["ConfigError", "ImageError", "ImageDecodeError"]
 
 
 class ConfigError(ValueError):
@@ -12,3 +12,8 @@ class ConfigError(ValueError):
 class ImageError(ValueError):
     """An image (directory or in-memory) that is missing, corrupt, tampered with or for
     another config."""
+
+
+class ImageDecodeError(ImageError):
+    """An image whose memories or program cannot be executed as the hardware would: a
+    pointer, entry or address out of range (``contract.decode``, ``golden``)."""

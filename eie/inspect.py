@@ -6,28 +6,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.decode import column_pointers, raw_entries, split_entries
 from contract.image import PackedImage
 
 __all__ = ["ImageStats", "image_stats", "tile_entries"]
 
 
-def _pointer(image: PackedImage, pe: int, ptr_base: int, j: int) -> int:
-    bank = image.ptr_even if j % 2 == 0 else image.ptr_odd
-    return int(bank[pe, ptr_base + j // 2])
-
-
 def tile_entries(image: PackedImage, tile: int, pe: int, n_in: int) -> np.ndarray:
-    """The raw entries (``v | z << weight_bits``) of one PE's part of one tile."""
-    config = image.config
+    """The raw entries (``v | z << weight_bits``) of one PE's part of one tile, padding
+    included (``contract.decode``; raises ``ImageDecodeError`` on a corrupt tile)."""
     desc = image.program[tile]
-    count = _pointer(image, pe, desc.ptr_base, n_in)
-    per_word = config.entries_per_word
-    n_words = -(-count // per_word)
-    words = image.spmat[pe, desc.spmat_base:desc.spmat_base + n_words].astype(np.uint64)
-    shifts = (np.arange(per_word, dtype=np.uint64) * np.uint64(config.entry_bits))
-    mask = np.uint64((1 << config.entry_bits) - 1)
-    entries = (words[:, None] >> shifts[None, :]) & mask
-    return entries.reshape(-1)[:count].astype(np.int64)
+    pointers = column_pointers(image, desc, n_in, where=f"tile {tile}")
+    return raw_entries(image, desc, pe, int(pointers[pe, -1]), where=f"tile {tile}")
 
 
 @dataclass
@@ -79,15 +69,18 @@ def image_stats(image: PackedImage) -> ImageStats:
     ptr_top = 0
     bias_top = 0
     all_v, all_z = [], []
-    vmask = (1 << c.weight_bits) - 1
     for layer in image.layers:
         layer_entries = np.zeros(n, np.int64)
         layer_padding = 0
         for tile in range(layer.first_tile, layer.first_tile + layer.n_tiles):
             desc = image.program[tile]
+            # The Huffman figure codes every stored entry, padding included, so this reads
+            # the raw (v, z) stream rather than the located non-zeros the golden model uses.
+            where = f"layer {layer.name} tile {tile - layer.first_tile}"
+            pointers = column_pointers(image, desc, layer.n_in, where=where)
             for pe in range(n):
-                e = tile_entries(image, tile, pe, layer.n_in)
-                v, z = e & vmask, e >> c.weight_bits
+                e = raw_entries(image, desc, pe, int(pointers[pe, -1]), where=where)
+                v, z = split_entries(e, c)
                 all_v.append(v)
                 all_z.append(z)
                 layer_entries[pe] += len(e)

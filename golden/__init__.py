@@ -1,6 +1,8 @@
 """Bit-exact golden model (docs/numerics.md) and cycle model (docs/architecture.md).
 
-Never imports Amaranth or the compiler: it decodes the image's memories itself.
+Never imports Amaranth or the compiler: it decodes the image's memories with the
+contract layer's decoder (``contract.decode``). ``ImageDecodeError`` is
+``contract.errors.ImageDecodeError``, re-exported.
 """
 
 from .bound import error_bound

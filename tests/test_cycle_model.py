@@ -214,7 +214,7 @@ def _packed_image(rng, config, sizes, density):
 
 
 def test_cycles_on_packed_image():
-    from compiler.pack import unpack
+    from compiler.unpack import unpack
 
     config = dataclasses.replace(EIEConfig(), n_pes=3, acc_depth=4, queue_depth=2)
     rng = np.random.default_rng(3)

@@ -389,7 +389,7 @@ def random_quant_layers(rng, sizes, density, bias_flags):
     (5, 2, [23, 31, 7], 0.05, [True, True]),              # very sparse, empty columns
 ])
 def test_golden_matches_dense_reference(n_pes, acc_depth, sizes, density, bias_flags):
-    from compiler.pack import pack, unpack_values
+    from compiler import pack, unpack_values
 
     cfg = dataclasses.replace(CFG, n_pes=n_pes, acc_depth=acc_depth)
     rng = np.random.default_rng(n_pes * 100 + acc_depth)

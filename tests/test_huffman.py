@@ -66,3 +66,25 @@ def test_report():
     assert r["ratio"] == pytest.approx(64 / r["huffman_bits"])
     with pytest.raises(ValueError):
         huffman_report(v, z[:3])
+
+
+def test_inspect_codes_padding_entries():
+    # docs/image-format.md's example column: v=3 at row 0 and v=5 at row 18 are stored as
+    # (3,0), (0,15), (5,1). The storage figure codes all three stored entries: v = 3, 0, 5
+    # and z = 0, 15, 1, three distinct symbols each (code lengths 1, 2, 2 -> 5 bits).
+    from contract.config import EIEConfig
+    from contract.image import Descriptor, LayerInfo, PackedImage
+    from eie.inspect import image_stats, tile_entries
+
+    cfg = EIEConfig(n_pes=1, acc_depth=32, act_depth=16, spmat_depth=8, ptr_depth=8,
+                    bias_depth=8, max_layers=2, max_tiles=4)
+    image = PackedImage.empty(cfg, [LayerInfo("fc", 1, 19, 0, 0, False, False, [0.0] * 16,
+                                              0, 1)],
+                              [Descriptor(1, 19, 0, 0, 0, 0, 0, 0, False, False, True, True)])
+    image.spmat[0, 0] = 0x15_F0_03
+    image.ptr_odd[0, 0] = 3
+    assert tile_entries(image, 0, 0, 1).tolist() == [0x03, 0xF0, 0x15]
+    stats = image_stats(image)
+    assert stats.layers[0]["nnz"] == 2 and stats.layers[0]["padding"] == 1
+    assert stats.totals["huffman_v_bits"] == 5 + TABLE_4BIT
+    assert stats.totals["huffman_z_bits"] == 5 + TABLE_4BIT

@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.errors import CapacityError, ModelError
-from compiler.pack import pack, pack_reference, unpack, unpack_values
+from compiler.pack import pack
+from compiler.pack_reference import pack_reference
 from compiler.types import QuantLayer
+from compiler.unpack import unpack, unpack_values
 from contract.config import EIEConfig
 
 # Roomy small config for property tests: any 1..70 x 1..70 stack of up to 3 layers fits.
@@ -324,6 +326,14 @@ def test_unpack_rejects_corrupt_pointers():
     image.spmat[1, 0] = 0xF0F0F0F0F0F0F0F0   # padding runs rows past the tile ...
     image.spmat[1, 0] |= 0x01                # ... ending in a real entry
     with pytest.raises(ImageError, match="past the tile"):
+        unpack(image)
+    # 3 rows on 2 PEs: PE 1 holds only row 1 (local row 0) but has 2 accumulators; moving
+    # its entry to local row 1 stays in the tile and lands on row 3, past the layer.
+    image = pack([layer(np.ones((3, 1), np.uint8))], EIEConfig(n_pes=2))
+    assert int(image.spmat[1, 0]) == 0x01
+    image.spmat[1, 0] = 0x11
+    with pytest.raises(ImageError, match=r"PE 1 has a non-zero entry at row 3, past the "
+                                         r"layer's 3 rows"):
         unpack(image)
 
 
