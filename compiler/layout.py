@@ -18,16 +18,18 @@ __all__ = ["Layout", "check_packer_config", "validate_layers", "layer_infos", "p
 
 
 def check_packer_config(config: EIEConfig) -> None:
-    """The config is an ``EIEConfig`` whose words the packers can build (<= 64 bits)."""
+    """The config is an ``EIEConfig`` (which itself guarantees words of at most 64 bits)."""
     if not isinstance(config, EIEConfig):
         raise TypeError(f"config must be an EIEConfig, not {type(config).__name__}")
-    if config.word_bits > 64:
-        raise CapacityError(
-            f"pe_spmat words of {config.word_bits} bits are not supported (at most 64)")
 
 
-def validate_layers(layers, config: EIEConfig) -> None:
-    """Model checks (ModelError) and whole-image capacity checks that need no encoding."""
+def validate_layers(layers, config: EIEConfig, chain: bool = True) -> None:
+    """Model checks (ModelError) and whole-image capacity checks that need no encoding.
+
+    ``chain=False`` packs matrices that read different vectors (an LSTM's gate matrices,
+    projections and head): layer ``k + 1``'s ``n_in`` need not equal layer ``k``'s
+    ``n_out``.
+    """
     if not isinstance(layers, list | tuple) or not layers:
         raise ModelError("pack needs a non-empty list of QuantLayer")
     n = config.n_pes
@@ -57,7 +59,7 @@ def validate_layers(layers, config: EIEConfig) -> None:
                                  f"[{layer.n_out}]")
             if not np.all(np.isfinite(b)):
                 raise ModelError(f"layer {layer.name}: bias holds NaN/Inf")
-        if k and layers[k - 1].n_out != layer.n_in:
+        if chain and k and layers[k - 1].n_out != layer.n_in:
             raise ModelError(f"layer {layer.name}: n_in={layer.n_in} does not match the "
                              f"previous layer {layers[k - 1].name}'s n_out="
                              f"{layers[k - 1].n_out}")

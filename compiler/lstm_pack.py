@@ -17,8 +17,9 @@ from contract.lstm_image import LSTMImage, LSTMLayerInfo
 from contract.lstm_layout import gate_rows, memory_map, padded
 
 from .errors import CapacityError, ModelError
+from .fixed_point import choose_w_frac
 from .lstm_model import LSTMLayerWeights, LSTMSpec, load_lstm
-from .pack import choose_w_frac, pack
+from .pack import pack
 from .prune import balance_prune, magnitude_prune
 from .quantize import share_weights
 from .types import DenseLayer, QuantLayer

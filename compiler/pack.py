@@ -15,10 +15,6 @@ from contract.image import PackedImage
 
 from .fixed_point import layer_numerics, warn_wrap
 from .layout import Layout, check_packer_config, layer_infos, pe_stats, validate_layers
-
-# Transitional: eie/bench.py still imports pack_reference from here; once it imports
-# compiler.pack_reference (the integrator's edit) this line goes.
-from .pack_reference import pack_reference  # noqa: F401
 from .types import QuantLayer
 
 __all__ = ["pack"]
@@ -72,13 +68,15 @@ def _words(entries: np.ndarray, config: EIEConfig) -> np.ndarray:
     return (padded.reshape(n_words, epw) << shifts).sum(axis=1, dtype=np.uint64)
 
 
-def pack(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
+def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True) -> PackedImage:
     """Pack quantized layers into an EIE image (vectorised).
 
     Parameters
     ----------
     layers : the model's layers in execution order; layer ``k`` uses codebook slot ``k``.
     config : the architecture the image is packed for.
+    chain : whether layer ``k + 1`` reads layer ``k``'s output (an MLP); False for an
+        engine whose matrices read different vectors (ESE's LSTM).
 
     Returns
     -------
@@ -94,7 +92,7 @@ def pack(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
         bytes needed versus available.
     """
     check_packer_config(config)
-    validate_layers(layers, config)
+    validate_layers(layers, config, chain)
     layout = Layout(layers, config)
     w_fracs, qcodebooks, qbiases = layer_numerics(layers, config)
     warn_wrap(layers, qcodebooks, qbiases, config)

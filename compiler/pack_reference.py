@@ -20,7 +20,8 @@ from .types import QuantLayer
 __all__ = ["pack_reference"]
 
 
-def pack_reference(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
+def pack_reference(layers: list[QuantLayer], config: EIEConfig,
+                   chain: bool = True) -> PackedImage:
     """Straightforward loop-per-weight packer producing the same image as
     :func:`compiler.pack.pack` (same parameters, result and errors).
 
@@ -29,7 +30,7 @@ def pack_reference(layers: list[QuantLayer], config: EIEConfig) -> PackedImage:
     It does not log the accumulator-wrap warning.
     """
     check_packer_config(config)
-    validate_layers(layers, config)
+    validate_layers(layers, config, chain)
     layout = Layout(layers, config)
     w_fracs, qcodebooks, qbiases = layer_numerics(layers, config)
     n, epw, eb = config.n_pes, config.entries_per_word, config.entry_bits

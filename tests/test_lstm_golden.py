@@ -15,7 +15,7 @@ from contract.lstm_image import read_lstm_image, write_lstm_image
 from golden.lstm_model import quantize_sequence, run_lstm, table_lookup
 
 CONFIG = ESEConfig(channel=EIEConfig(n_pes=3, act_frac=11, acc_depth=16, act_depth=64,
-                                     spmat_depth=1024, ptr_depth=256, bias_depth=64,
+                                     spmat_depth=1024, ptr_depth=256, bias_depth=128,
                                      max_tiles=16),
                    channels=2, cell_depth=32)
 
