@@ -141,7 +141,10 @@ class AxiTB:
         """Record one check (the test asserts that none failed)."""
         self.checked += 1
         if want != got:
-            self.failures.append(f"{label}: expected {want!r}, got {got!r}")
+            def show(value):
+                return f"{value:#x}" if isinstance(value, int) and value > 9 else repr(value)
+
+            self.failures.append(f"{label}: expected {show(want)}, got {show(got)}")
 
     def verify_reads(self):
         """Compare every completed read with the model's value at its acceptance."""
