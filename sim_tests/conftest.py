@@ -1,4 +1,9 @@
-"""System tests need a C++ compiler and make for Verilator; skip them cleanly without."""
+"""System tests need a C++ compiler and make for Verilator.
+
+On a developer machine without them the Verilator suite is skipped cleanly. Under CI (the
+``CI`` environment variable set, as ``CI=true bash .ci/run`` does) a missing tool is an
+error naming it instead: a CI image without a C++ compiler must not pass green.
+"""
 
 import os
 import shutil
@@ -9,12 +14,38 @@ import pytest
 # builds in ~30 s instead of several minutes). Explicit settings win.
 os.environ.setdefault("EIE_SIM_OPT", "-O0")
 
+TOOLS = ("make", "c++")
+_MISSING_KEY = pytest.StashKey[str]()
+
+
+def in_ci() -> bool:
+    """``CI`` is set to anything but an explicit no (``""``, ``0``, ``false``, ``no``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
 
 def pytest_collection_modifyitems(config, items):
-    missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
+    missing = missing_tools()
     if not missing:
         return
-    skip = pytest.mark.skip(reason=f"Verilator system tests need {', '.join(missing)}")
+    reason = f"Verilator system tests need {', '.join(missing)} (not found on PATH)"
+    if in_ci():
+        # Error every system test at setup (see pytest_runtest_setup): under CI the
+        # toolchain is part of the environment, so its absence is a failure.
+        for item in items:
+            if "sim_tests" in str(item.fspath):
+                item.stash[_MISSING_KEY] = reason
+        return
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
         if "sim_tests" in str(item.fspath):
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item):
+    reason = item.stash.get(_MISSING_KEY, None)
+    if reason is not None:
+        pytest.fail(f"CI is set but {reason}", pytrace=False)

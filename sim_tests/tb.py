@@ -17,9 +17,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
+from contract.host_map import MemSel, Reg, Region, host_address
 from contract.image import Descriptor
-from rtl.common import MemSel
-from rtl.eie import Reg, Region, host_address
 from sim_tests import jobs
 
 __all__ = ["TB", "run_job"]

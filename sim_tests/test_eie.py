@@ -9,6 +9,7 @@ port and runs a batch of inputs (including an all-zero one). Outputs must equal
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,32 @@ def test_reset_mid_run_then_rerun():
     image, q = random_case(config, 5, widths=[100, 90, 60], w_density=0.4, a_density=0.7)
     result = check(image, q[1:], reset_after=40)
     assert result["cycles_total"].shape == (2,)
+
+
+def wide_descriptor_config() -> EIEConfig:
+    """Two PEs with deep pointer, spmat and bias memories: their base-address fields push
+    the tile descriptor to 70 bits, so ``shift``'s upper bits, ``relu``, ``bias_en``,
+    ``swap`` and ``last`` lie above bit 63 and reach the program memory only through the
+    array's ``WDATA_HIGH`` register (docs/rtl.md, "Host port")."""
+    return EIEConfig(n_pes=2, queue_depth=2, act_depth=32, acc_depth=16, ptr_depth=1 << 14,
+                     spmat_depth=1 << 14, bias_depth=1 << 14, max_layers=4, max_tiles=16)
+
+
+def test_descriptor_wider_than_64_bits():
+    config = wide_descriptor_config()
+    layout = config.descriptor_layout()
+    lsb = dict(zip(layout, itertools.accumulate([0, *layout.values()]), strict=False))
+    assert config.descriptor_bits > 64
+    assert min(lsb["relu"], lsb["bias_en"], lsb["swap"], lsb["last"]) >= 64
+    assert lsb["shift"] < 64 < lsb["shift"] + layout["shift"]  # a field across the boundary
+    image, q = random_case(config, 30, widths=[50, 40, 20], w_density=0.4, a_density=0.7)
+    program = image.program
+    # The bits above 63 matter: a shift bit above 63, both values of swap and last, and
+    # upper halves that change between descriptors (WDATA_HIGH written again).
+    assert any(d.shift >> (64 - lsb["shift"]) for d in program)
+    assert {d.swap for d in program} == {d.last for d in program} == {False, True}
+    assert len({d.encode(config) >> 64 for d in program}) == len(program)
+    check(image, q)
 
 
 def test_single_vector_shapes():
