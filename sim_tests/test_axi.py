@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import itertools
 from pathlib import Path
 
@@ -75,18 +74,18 @@ def _build(config: EIEConfig) -> Path:
     Verilog and the build flags, so any change that alters the design rebuilds it."""
     from cocotb_tools.runner import get_runner
 
-    from sim_tests.runner import SIM_BUILD, verilator_env
+    from sim_tests.runner import SIM_BUILD, build_key, verilator_env
 
     text = _verilog(config)
-    key = hashlib.sha256(text.encode())
-    key.update(repr((TOPLEVEL, TIMESCALE, BUILD_ARGS)).encode())
+    key = build_key(text, "", {"top": TOPLEVEL, "timescale": list(TIMESCALE),
+                               "args": list(BUILD_ARGS)})
     out = (SIM_BUILD / f"axi_{config.config_id:08x}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / "stamp"
     # pytest -n 2 runs several AXI tests at once: one builds, the others wait.
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (stamp.exists() and stamp.read_text() == key.hexdigest()
+        if (stamp.exists() and stamp.read_text() == key
                 and (out / TOPLEVEL).exists()):
             return out
         verilator_env()
@@ -97,7 +96,7 @@ def _build(config: EIEConfig) -> Path:
         runner.build(sources=[str(source)], hdl_toplevel=TOPLEVEL, build_dir=out,
                      timescale=TIMESCALE, build_args=list(BUILD_ARGS),
                      log_file=out / "build.log")
-        stamp.write_text(key.hexdigest())
+        stamp.write_text(key)
     return out
 
 
