@@ -5,7 +5,6 @@ import pytest
 
 from contract.config import ConfigError, EIEConfig
 from contract.image import Descriptor
-from eie.cli import _parser, config_from_args
 
 
 def test_defaults_are_paper_pe_parameters():
@@ -73,11 +72,5 @@ def test_descriptor_roundtrip_and_overflow():
         dataclasses.replace(d, in_local=512).encode(c)
 
 
-def test_flags_override_config_file(tmp_path):
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps({"n_pes": 16, "queue_depth": 2}))
-    args = _parser().parse_args(["verilog", "-o", "x", "--config", str(path), "--pes", "8"])
-    c = config_from_args(args)
-    assert c.n_pes == 8 and c.queue_depth == 2 and c.act_depth == EIEConfig().act_depth
-    args = _parser().parse_args(["verilog", "-o", "x", "--queue-depth", "3"])
-    assert config_from_args(args) == EIEConfig(queue_depth=3)
+# The CLI's --config FILE / per-field flags are tested from the command line in
+# tests/test_cli.py (test_config_file_and_flags, test_build_without_image_takes_the_flags).

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import golden
+from compiler import pack, unpack
+from compiler.types import QuantLayer
 from contract.config import EIEConfig
-from golden.cycle_model import compute_span
+from golden.cycle_model import PIPELINE, compute_span
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+# docs/architecture.md, "RTL pipeline constants" (and docs/rtl.md, "Sequencer and pipeline
+# constants").
+PIPELINE_DOC = {"START": 0, "PRE": 2, "DRAIN": 5, "POST": 1}
 
 
 def naive_span(lengths, activations, depth, log=None):
@@ -88,6 +97,17 @@ def naive_span(lengths, activations, depth, log=None):
                 q.append((m, cycle))
             pointer_stage[p] = accepted
         cycle += 1
+
+
+def test_pipeline_constants_are_the_documented_values():
+    assert PIPELINE == PIPELINE_DOC
+    assert golden.PIPELINE is PIPELINE
+    # the literal above is still what the docs say: the architecture page's table ...
+    text = (DOCS / "architecture.md").read_text().split("## RTL pipeline constants", 1)[1]
+    table = re.findall(r"^\| `(START|PRE|DRAIN|POST)` \| (\d+) \|", text, re.MULTILINE)
+    assert {name: int(value) for name, value in table} == PIPELINE_DOC
+    # ... and the RTL page's dict
+    assert '`{"START": 0, "PRE": 2, "DRAIN": 5, "POST": 1}`' in (DOCS / "rtl.md").read_text()
 
 
 def random_case(rng):
@@ -201,21 +221,16 @@ def test_long_columns_stall_shallow_queues():
 
 
 def _packed_image(rng, config, sizes, density):
-    pack_mod = pytest.importorskip("compiler.pack")
-    from compiler.types import QuantLayer
-
     layers = []
     for k in range(len(sizes) - 1):
         shape = (sizes[k + 1], sizes[k])
         idx = (rng.integers(1, 16, size=shape) * (rng.random(shape) < density)).astype(np.uint8)
         cb = np.concatenate(([0.0], rng.normal(0, 0.4, size=15)))
         layers.append(QuantLayer(f"fc{k}", idx, cb, rng.normal(0, 0.2, sizes[k + 1]), True))
-    return pack_mod.pack(layers, config), layers
+    return pack(layers, config), layers
 
 
 def test_cycles_on_packed_image():
-    from compiler.unpack import unpack
-
     config = dataclasses.replace(EIEConfig(), n_pes=3, acc_depth=4, queue_depth=2)
     rng = np.random.default_rng(3)
     image, layers = _packed_image(rng, config, [20, 30, 11], 0.4)

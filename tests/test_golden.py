@@ -11,10 +11,15 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import golden
+from compiler import pack, unpack_values
+from compiler.compress import compress
+from compiler.fixed_point import quantize_bias, quantize_codebook
+from compiler.types import QuantLayer
 from contract.config import EIEConfig
 from contract.image import Descriptor, LayerInfo, PackedImage
 from golden.model import ImageDecodeError, decode_tile, wrap, write_back
@@ -366,12 +371,7 @@ def test_nonzero_activation_past_n_in_is_an_error():
 
 # ---- against the packer's decode, random models -----------------------------------------
 
-pack_mod = pytest.importorskip("compiler.pack")
-
-
 def random_quant_layers(rng, sizes, density, bias_flags):
-    from compiler.types import QuantLayer
-
     layers = []
     for k in range(len(sizes) - 1):
         shape = (sizes[k + 1], sizes[k])
@@ -389,18 +389,27 @@ def random_quant_layers(rng, sizes, density, bias_flags):
     (5, 2, [23, 31, 7], 0.05, [True, True]),              # very sparse, empty columns
 ])
 def test_golden_matches_dense_reference(n_pes, acc_depth, sizes, density, bias_flags):
-    from compiler import pack, unpack_values
-
     cfg = dataclasses.replace(CFG, n_pes=n_pes, acc_depth=acc_depth)
     rng = np.random.default_rng(n_pes * 100 + acc_depth)
     layers = random_quant_layers(rng, sizes, density, bias_flags)
     image = pack(layers, cfg)
-    values, biases = unpack_values(image)
+    shifts = [info.w_frac for info in image.layers]
+    relus = [info.relu for info in image.layers]
+    # The expected integers come from the layers themselves, not from any decode of the
+    # image (golden and the unpacker share contract.decode); the unpacker must agree.
+    values = [quantize_codebook(np.pad(layer.codebook, (0, cfg.codebook_size
+                                                         - len(layer.codebook))),
+                                shift, cfg.codebook_bits)[layer.indices.astype(np.int64)]
+              for layer, shift in zip(layers, shifts, strict=True)]
+    biases = [quantize_bias(layer.name, layer.bias, layer.n_out, shift, cfg)
+              for layer, shift in zip(layers, shifts, strict=True)]
+    unpacked_values, unpacked_biases = unpack_values(image)
+    for k in range(len(layers)):
+        np.testing.assert_array_equal(unpacked_values[k], values[k])
+        np.testing.assert_array_equal(unpacked_biases[k], biases[k])
     x = rng.normal(0, 1.5, size=(7, sizes[0]))
     q = golden.quantize_input(x, cfg)
     out = golden.run(image, q)
-    shifts = [info.w_frac for info in image.layers]
-    relus = [info.relu for info in image.layers]
     for b in range(len(q)):
         expect = py_forward(values, biases, shifts, relus, q[b], cfg)
         for k in range(len(layers)):
@@ -420,14 +429,11 @@ def test_golden_matches_dense_reference(n_pes, acc_depth, sizes, density, bias_f
 # ---- against float PyTorch on a trained MLP ---------------------------------------------
 
 def test_golden_within_bound_of_float_on_digits():
-    torch = pytest.importorskip("torch")
-    compress_mod = pytest.importorskip("compiler.compress")
-    from compiler.pack import pack
     from eie import digits
 
     data = digits.load_data(seed=0)
     model = digits.train_mlp(data, hidden=(64,), epochs=15, seed=0)
-    comp = compress_mod.compress(model, density=0.5, bits=4)
+    comp = compress(model, density=0.5, bits=4)
     image = pack(comp.layers, CFG)
     small = comp.to_torch().double()
     with torch.no_grad():
@@ -453,12 +459,55 @@ def test_golden_within_bound_of_float_on_digits():
     assert bound.max() < 0.5
 
 
-def test_bound_is_inf_when_saturating():
-    from compiler.types import QuantLayer
+def test_error_bound_exact_on_hand_built_two_layer_image():
+    # Two layers with biases, every value a short binary fraction, so each term of the
+    # docs/numerics.md bound is exact in float64 and the bound can be written down.
+    l1 = QuantLayer("l1", np.array([[1, 2, 0], [3, 0, 1]], np.uint8),
+                    np.array([0.0, 0.5, -0.25, 0.75]), np.array([0.125, -0.0625]), True)
+    l2 = QuantLayer("l2", np.array([[1, 2], [0, 1]], np.uint8),
+                    np.array([0.0, 1.0, -0.5]), np.array([0.25, -0.125]), False)
+    cfg = dataclasses.replace(CFG, n_pes=2)
+    image = pack([l1, l2], cfg)
+    # "Choice of w_frac": 0.75 * 2^15 = 24576 fits 16 bits, 0.75 * 2^16 does not -> 15;
+    # 1.0 * 2^14 = 16384 fits, 1.0 * 2^15 = 32768 does not -> 14.
+    assert [info.w_frac for info in image.layers] == [15, 14]
+    x = np.array([0.5 + 2.0**-10, 1.25 - 2.0**-11, -0.375 + 2.0**-12])
+    # Input rounding (act_frac 8): q = [128, 320, -96], x̂ = [0.5, 1.25, -0.375],
+    # e_in = max(2^-10, 2^-11, 2^-12) = 2^-10.
+    # Layer 1 (f = 15), in units of u = 2^-24: output rounding 2^-9 = 32768 u,
+    # codebook term 2^-16 * sum |x̂_j| (256 u per unit), carried error sum |w| * 2^-10
+    # (16384 u per unit), bias term 2^-24 = 1 u:
+    #   row 0 (w = 0.5, -0.25 on x0, x1): 32768 + 256*1.75 + 16384*0.75 + 1 = 45505 u
+    #   row 1 (w = 0.75, 0.5 on x0, x2):  32768 + 256*0.875 + 16384*1.25 + 1 = 53473 u
+    # so e_in of layer 2 is 53473 u. Golden's layer-1 outputs (raw ints, by hand):
+    #   row 0: 2^20 + 16384*128 - 8192*320 = 2^19 -> (2^19 + 2^14) >> 15 = 16
+    #   row 1: -2^19 + 24576*128 + 16384*(-96) = 2^20 -> (2^20 + 2^14) >> 15 = 32
+    # i.e. x̂ = [0.0625, 0.125]. Layer 2 (f = 14): codebook term 2^-15 * sum |x̂_j|
+    # (512 u per unit), bias term 2^-23 = 2 u:
+    #   row 0 (w = 1, -0.5): 32768 + 512*0.1875 + 1.5*53473 + 2 = 113075.5 u
+    #   row 1 (w = 1 on x1): 32768 + 512*0.125 + 1.0*53473 + 2 = 86307 u
+    per_output = np.array([226151 * 2.0**-25, 86307 * 2.0**-24])
+    bound = 226151 * 2.0**-25                                    # 0.006739825010299683
+    assert golden.error_bound(image, x) == bound
+    np.testing.assert_array_equal(golden.error_bound(image, x, per_output=True), per_output)
+    np.testing.assert_array_equal(golden.error_bound(image, np.stack([x, x])), [bound, bound])
+    # golden by hand: row 0: 2^20 + 16384*16 - 8192*32 = 2^20 -> (2^20 + 2^13) >> 14 = 64;
+    # row 1: -2^19 + 16384*32 = 0 -> 0
+    result = golden.run(image, golden.quantize_input(x, cfg))
+    assert result.layer_q[0].tolist() == [16, 32] and result.q.tolist() == [64, 0]
+    # the float reference, straight from the hand-built weights in float64
+    w1 = np.array([[0.5, -0.25, 0.0], [0.75, 0.0, 0.5]])
+    w2 = np.array([[1.0, -0.5], [0.0, 1.0]])
+    hidden = np.maximum(w1 @ x + np.array([0.125, -0.0625]), 0.0)
+    ref = w2 @ hidden + np.array([0.25, -0.125])
+    error = np.abs(result.y - ref)
+    assert np.all(error > 0) and np.all(error <= per_output)
 
+
+def test_bound_is_inf_when_saturating():
     idx = np.ones((2, 3), np.uint8)
     layer = QuantLayer("big", idx, np.array([0.0, 100.0]), None, False)
-    image = pack_mod.pack([layer], CFG)
+    image = pack([layer], CFG)
     bound = golden.error_bound(image, np.array([[1.0, 1.0, 1.0], [0.01, 0.0, 0.0]]))
     assert np.isinf(bound[0]) and np.isfinite(bound[1])
     # exact value for the second sample: input exact (0.01 -> 3/256 error 0.0017...)
