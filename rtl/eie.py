@@ -7,6 +7,7 @@ for the port list, the host address map and the measured pipeline constants.
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 
 from amaranth.hdl import (
     Array,
@@ -247,6 +248,9 @@ class EIE(wiring.Component):
         layer_cycles = Array(Signal(32, name=f"layer_cycles{k}") for k in range(cfg.max_layers))
 
         m.d.comb += self.busy.eq(state != _State.IDLE)
+        # The last elaboration's blocks, for white-box checks in the tests.
+        self._blocks = {"pes": pes, "scanner": scanner,
+                        "sequencer": SimpleNamespace(state=state, pc=pc)}
         start = cmd_write & (region == Region.REGS) & (cmd_offset == Reg.CTRL_STATUS) & \
             cmd_wdata[0]
 

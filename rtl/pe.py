@@ -230,6 +230,8 @@ class PE(wiring.Component):
         with m.Elif(free_count != IDLE_DELAY):
             m.d.sync += free_count.eq(free_count + 1)
         m.d.comb += self.idle.eq(free & (free_count == IDLE_DELAY))
+        # Registers of the last elaboration, for white-box reset checks in the tests.
+        self._registers = {"pending": pending, "free_count": free_count}
 
         # ---- preload and write-back ------------------------------------------------
         m.d.comb += [
