@@ -52,9 +52,25 @@ IMAGE, Q = make_case()
 LATER_LAYER = next(t for t in range(1, len(IMAGE.program)) if IMAGE.program[t - 1].swap)
 
 
+# White-box handles of the last elaboration (rtl/eie.py, rtl/pe_array.py, rtl/pe.py).
+def pes(dut):
+    return dut._blocks["array"]._blocks["pes"]
+
+
+def scanner(dut):
+    return dut._blocks["array"]._blocks["scanner"]
+
+
+def sequencer_state(dut):
+    return dut._blocks["sequencer"]._registers["state"]
+
+
+def sequencer_pc(dut):
+    return dut._blocks["sequencer"].pc
+
+
 def queue_full(dut, ctx):
-    return any(ctx.get(pe._blocks["queue"].level) == CONFIG.queue_depth
-               for pe in dut._blocks["pes"])
+    return any(ctx.get(pe._blocks["queue"].level) == CONFIG.queue_depth for pe in pes(dut))
 
 
 # (name, tile, sequencer state, extra condition, cycles to wait after it, reset cycles)
@@ -69,11 +85,10 @@ POINTS = {
 
 def snapshot(dut, ctx):
     """The state a reset must clear: sequencer, scanner and per PE (level, pending, idle)."""
-    sequencer = dut._blocks["sequencer"]
-    return (ctx.get(sequencer.state).name, ctx.get(sequencer.pc), ctx.get(dut.busy),
-            ctx.get(dut.done), ctx.get(dut._blocks["scanner"].running),
+    return (ctx.get(sequencer_state(dut)).name, ctx.get(sequencer_pc(dut)), ctx.get(dut.busy),
+            ctx.get(dut.done), ctx.get(scanner(dut).running),
             tuple((ctx.get(pe._blocks["queue"].level), ctx.get(pe._registers["pending"]),
-                   ctx.get(pe.idle)) for pe in dut._blocks["pes"]))
+                   ctx.get(pe.idle)) for pe in pes(dut)))
 
 
 def power_up_trace():
@@ -155,12 +170,12 @@ def test_reset_then_rerun_without_rewriting_input(points, at_once):
         for j in range(IMAGE.program[0].in_local * n):      # the input, written once
             value = int(Q[j]) if j < len(Q) else 0
             await host.write(host_address(Region.PE, j // n, pe=j % n, sel=MemSel.ACT0), value)
-        sequencer = dut._blocks["sequencer"]
         for name in points:
             tile, state, condition, delay, hold = POINTS[name]
             await host.start()
             for _ in range(5000):
-                if (ctx.get(sequencer.pc) == tile and ctx.get(sequencer.state).name == state
+                if (ctx.get(sequencer_pc(dut)) == tile
+                        and ctx.get(sequencer_state(dut)).name == state
                         and (condition is None or condition(dut, ctx))):
                     break
                 await tick(ctx)
@@ -168,7 +183,7 @@ def test_reset_then_rerun_without_rewriting_input(points, at_once):
                 raise AssertionError(f"{name}: tile {tile} never reached {state}")
             for _ in range(delay):
                 await tick(ctx)
-            assert ctx.get(sequencer.state).name == state, name
+            assert ctx.get(sequencer_state(dut)).name == state, name
             log.append((name, snapshot(dut, ctx)))
             ctx.set(sync.rst, 1)
             for _ in range(hold):
