@@ -125,8 +125,7 @@ class PE(wiring.Component):
         ``config`` is not an ``EIEConfig``; ``init`` is not a mapping or holds
         non-integers.
     ValueError
-        Unknown ``init`` key, too many initial values, or ``entries_per_word`` not a power
-        of two.
+        Unknown ``init`` key or too many initial values.
     """
 
     IDLE_DELAY = IDLE_DELAY
