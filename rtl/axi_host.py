@@ -59,6 +59,7 @@ def _word(addr):
     """Register word of an AXI byte address (AxiReg offset or array register number)."""
     return addr[_BYTE_BITS:_WINDOW_SHIFT]
 
+
 class AxiHost(wiring.Component):
     """The EIE array behind an AXI4-Lite subordinate port.
 
