@@ -26,16 +26,16 @@ from contract.host_map import (
     OFFSET_BITS,
     Reg,
     Region,
-    host_address,  # noqa: F401  TODO(merge): remove (sim_tests)
+    host_address,  # TODO(merge): remove (re-exported for sim_tests)
 )
 
 from .common import check_config, check_image, validating
-from .host_map import READ_LATENCY, HostAddress, HostSignature
+from .host_map import HostAddress, HostSignature
 from .pe_array import PEArray, check_pe_class
 from .tile_sequencer import TileSequencer, pipeline_constants
 
 # TODO(merge): drop Region, Reg, host_address once sim_tests import them from contract.
-__all__ = ["EIE", "HostSignature", "READ_LATENCY", "Region", "Reg", "host_address"]
+__all__ = ["EIE", "Region", "Reg", "host_address"]
 
 
 class EIE(wiring.Component):
