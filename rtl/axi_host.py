@@ -1,11 +1,11 @@
 """AXI4-Lite slave around the EIE array: control/status, cycle counters, image and
 activation loading and read-back (register map: docs/register-map.md).
 
-The array's host port (:class:`rtl.eie.HostSignature`) is a strobe bus with 32-bit word
+The array's host port (:class:`rtl.host_map.HostSignature`) is a strobe bus with 32-bit word
 addresses and 64-bit data. AXI4-Lite has 32-bit data and a small address window, so the
 array's address space is reached through an address/data register pair:
 
-* ``HOST_ADDR`` holds an array word address (:func:`rtl.eie.host_address`);
+* ``HOST_ADDR`` holds an array word address (:func:`contract.host_map.host_address`);
 * a write to ``DATA_LO`` writes ``{WDATA_HI, DATA_LO}`` (64 bits) to ``HOST_ADDR`` and
   increments ``HOST_ADDR``; ``WDATA_HI`` is sticky (0 after reset), so memories up to 32
   bits wide take one AXI write per word and 64-bit words (spmat, descriptors) two;
@@ -23,66 +23,41 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.config import EIEConfig
+from contract.host_map import (
+    AXI_ID,
+    OFFSET_BITS,
+    REGS_WINDOW,
+    AxiReg,
+    MemSel,
+    Reg,
+    Region,
+    host_address,
+)
 
-from .common import MemSel, check_config
-from .eie import EIE, Reg, Region, host_address
+from .axi import AXI4LiteSignature, AXI4StreamSignature
+from .common import check_config
+from .eie import EIE
+from .host_map import host_address_value
 
-__all__ = ["AxiHost", "AXI4LiteSignature", "AXI4StreamSignature", "AxiReg", "AXI_ID",
-           "REGS_WINDOW"]
+# TODO(merge): drop AxiReg, AXI_ID, REGS_WINDOW once sim_tests import them from contract.
+__all__ = ["AxiHost", "AxiReg", "AXI_ID", "REGS_WINDOW"]
 
-#: Value of the ``ID`` register: ASCII "EIE1".
-AXI_ID = 0x45494531
-#: Byte offset of the window onto the array's register region (word ``w`` at ``+4*w``).
-REGS_WINDOW = 0x1000
-
-
-class AxiReg:
-    """Byte offsets of the AXI4-Lite registers (docs/register-map.md)."""
-
-    ID = 0x00
-    CONFIG_ID = 0x04
-    CTRL_STATUS = 0x08
-    N_PES = 0x0C
-    HOST_ADDR = 0x10
-    DATA_LO = 0x14
-    WDATA_HI = 0x18
-    RDATA_HI = 0x1C
-    STREAM_CTRL = 0x20  # streams=True only: bit0 accept s_axis, bit1 start after tlast
-    OUT_COUNT = 0x24    # activations m_axis sends after each run (0: none)
-    OUT_BANK = 0x28     # activation buffer (0/1) m_axis reads (PackedImage.output_bank)
+# An AXI byte address: bits [1:0] the byte in the word, [_WINDOW_SHIFT-1:2] the register
+# word, [_WINDOW_SHIFT:] 0 for the AXI registers (AxiReg) or 1 for the array's register
+# window (REGS_WINDOW).
+_BYTE_BITS = 2
+_WINDOW_SHIFT = REGS_WINDOW.bit_length() - 1
+assert REGS_WINDOW == 1 << _WINDOW_SHIFT
 
 
-class AXI4LiteSignature(wiring.Signature):
-    """AXI4-Lite, from the manager's side (a subordinate has ``In(AXI4LiteSignature(...))``).
-
-    Members follow the AMBA names in lower case (``awaddr``, ``awvalid``, ... ``rready``);
-    data is 32 bits, ``awprot``/``arprot`` are present (ignored by :class:`AxiHost`).
-    """
-
-    def __init__(self, addr_width: int = 16):
-        if not isinstance(addr_width, int) or not 13 <= addr_width <= 32:
-            raise TypeError(f"AXI address width must be an integer in [13, 32], "
-                            f"not {addr_width!r}")
-        self._addr_width = addr_width
-        super().__init__({
-            "awaddr": Out(addr_width), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
-            "wdata": Out(32), "wstrb": Out(4), "wvalid": Out(1), "wready": In(1),
-            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
-            "araddr": Out(addr_width), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
-            "rdata": In(32), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
-        })
-
-    @property
-    def addr_width(self) -> int:
-        return self._addr_width
+def _in_window(addr):
+    """The AXI byte address lies in the window onto the array's registers."""
+    return addr[_WINDOW_SHIFT:] == REGS_WINDOW >> _WINDOW_SHIFT
 
 
-class AXI4StreamSignature(wiring.Signature):
-    """AXI4-Stream with 32-bit ``tdata`` and ``tlast``, from the transmitter's side."""
-
-    def __init__(self):
-        super().__init__({"tdata": Out(32), "tlast": Out(1), "tvalid": Out(1),
-                          "tready": In(1)})
+def _word(addr):
+    """Register word of an AXI byte address (AxiReg offset or array register number)."""
+    return addr[_BYTE_BITS:_WINDOW_SHIFT]
 
 
 class AxiHost(wiring.Component):
@@ -172,7 +147,6 @@ class AxiHost(wiring.Component):
         m.d.comb += [bus.awready.eq(do_write), bus.wready.eq(do_write),
                      bus.arready.eq(do_read)]
 
-        regs_base = host_address(Region.REGS, 0)
         stream_ctrl = Signal(2, name="stream_ctrl_q")
         out_count = Signal(32, name="out_count_q")
         out_bank = Signal(name="out_bank_q")
@@ -181,30 +155,30 @@ class AxiHost(wiring.Component):
         waddr = bus.awaddr
         with m.If(do_write):
             m.d.sync += bvalid.eq(1)
-            with m.If(waddr[12:] == REGS_WINDOW >> 12):
+            with m.If(_in_window(waddr)):
                 m.d.comb += [host.write.eq(1),
-                             host.addr.eq(regs_base | waddr[2:12]),
+                             host.addr.eq(host_address_value(Region.REGS, _word(waddr))),
                              host.wdata.eq(bus.wdata)]
             with m.Else():
-                with m.Switch(waddr[2:12]):
-                    with m.Case(AxiReg.CTRL_STATUS >> 2):
+                with m.Switch(_word(waddr)):
+                    with m.Case(AxiReg.CTRL_STATUS >> _BYTE_BITS):
                         m.d.comb += [host.write.eq(bus.wdata[0]),
                                      host.addr.eq(host_address(Region.REGS, Reg.CTRL_STATUS)),
                                      host.wdata.eq(1)]
-                    with m.Case(AxiReg.HOST_ADDR >> 2):
+                    with m.Case(AxiReg.HOST_ADDR >> _BYTE_BITS):
                         m.d.sync += host_addr.eq(bus.wdata)
-                    with m.Case(AxiReg.DATA_LO >> 2):
+                    with m.Case(AxiReg.DATA_LO >> _BYTE_BITS):
                         m.d.comb += [host.write.eq(1), host.addr.eq(host_addr),
                                      host.wdata.eq(Cat(bus.wdata, wdata_hi))]
                         m.d.sync += host_addr.eq(host_addr + 1)
-                    with m.Case(AxiReg.WDATA_HI >> 2):
+                    with m.Case(AxiReg.WDATA_HI >> _BYTE_BITS):
                         m.d.sync += wdata_hi.eq(bus.wdata)
                     if self._streams:
-                        with m.Case(AxiReg.STREAM_CTRL >> 2):
+                        with m.Case(AxiReg.STREAM_CTRL >> _BYTE_BITS):
                             m.d.sync += stream_ctrl.eq(bus.wdata[:2])
-                        with m.Case(AxiReg.OUT_COUNT >> 2):
+                        with m.Case(AxiReg.OUT_COUNT >> _BYTE_BITS):
                             m.d.sync += out_count.eq(bus.wdata)
-                        with m.Case(AxiReg.OUT_BANK >> 2):
+                        with m.Case(AxiReg.OUT_BANK >> _BYTE_BITS):
                             m.d.sync += out_bank.eq(bus.wdata[0])
         with m.If(bvalid & bus.bready):
             m.d.sync += bvalid.eq(0)
@@ -212,34 +186,35 @@ class AxiHost(wiring.Component):
         # ---- reads ---------------------------------------------------------------------
         raddr = bus.araddr
         with m.If(do_read):
-            with m.If(raddr[12:] == REGS_WINDOW >> 12):
-                m.d.comb += [host.read.eq(1), host.addr.eq(regs_base | raddr[2:12])]
+            with m.If(_in_window(raddr)):
+                m.d.comb += [host.read.eq(1),
+                             host.addr.eq(host_address_value(Region.REGS, _word(raddr)))]
                 m.d.sync += wait_read.eq(1)
             with m.Else():
-                with m.Switch(raddr[2:12]):
-                    with m.Case(AxiReg.ID >> 2):
+                with m.Switch(_word(raddr)):
+                    with m.Case(AxiReg.ID >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(AXI_ID), rvalid.eq(1)]
-                    with m.Case(AxiReg.CONFIG_ID >> 2):
+                    with m.Case(AxiReg.CONFIG_ID >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(Const(cfg.config_id, 32)), rvalid.eq(1)]
-                    with m.Case(AxiReg.CTRL_STATUS >> 2):
+                    with m.Case(AxiReg.CTRL_STATUS >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(Cat(eie.busy, eie.done)), rvalid.eq(1)]
-                    with m.Case(AxiReg.N_PES >> 2):
+                    with m.Case(AxiReg.N_PES >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(cfg.n_pes), rvalid.eq(1)]
-                    with m.Case(AxiReg.HOST_ADDR >> 2):
+                    with m.Case(AxiReg.HOST_ADDR >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(host_addr), rvalid.eq(1)]
-                    with m.Case(AxiReg.DATA_LO >> 2):
+                    with m.Case(AxiReg.DATA_LO >> _BYTE_BITS):
                         m.d.comb += [host.read.eq(1), host.addr.eq(host_addr)]
                         m.d.sync += [host_addr.eq(host_addr + 1), wait_read.eq(1)]
-                    with m.Case(AxiReg.WDATA_HI >> 2):
+                    with m.Case(AxiReg.WDATA_HI >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(wdata_hi), rvalid.eq(1)]
-                    with m.Case(AxiReg.RDATA_HI >> 2):
+                    with m.Case(AxiReg.RDATA_HI >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(rdata_hi), rvalid.eq(1)]
                     if self._streams:
-                        with m.Case(AxiReg.STREAM_CTRL >> 2):
+                        with m.Case(AxiReg.STREAM_CTRL >> _BYTE_BITS):
                             m.d.sync += [rdata.eq(stream_ctrl), rvalid.eq(1)]
-                        with m.Case(AxiReg.OUT_COUNT >> 2):
+                        with m.Case(AxiReg.OUT_COUNT >> _BYTE_BITS):
                             m.d.sync += [rdata.eq(out_count), rvalid.eq(1)]
-                        with m.Case(AxiReg.OUT_BANK >> 2):
+                        with m.Case(AxiReg.OUT_BANK >> _BYTE_BITS):
                             m.d.sync += [rdata.eq(out_bank), rvalid.eq(1)]
                     with m.Default():
                         m.d.sync += [rdata.eq(0), rvalid.eq(1)]
@@ -264,22 +239,18 @@ class AxiHost(wiring.Component):
         n = cfg.n_pes
         host = eie.host
         s_axis, m_axis = self.s_axis, self.m_axis
-        act_addr_bits = 17
-
-        def pe_address(pe, row, sel):
-            """Array word address of ``row`` in memory ``sel`` of PE ``pe``."""
-            return Cat(row, sel, pe, Const(0, 8 - len(pe)), Const(Region.PE.value, 4))
 
         # ---- input: activation j -> PE j mod N, word j div N of buffer 0 ------------------
         in_pe = Signal(range(n), name="in_pe_q")
-        in_row = Signal(act_addr_bits, name="in_row_q")
+        in_row = Signal(OFFSET_BITS, name="in_row_q")
         start_pending = Signal(name="start_pending_q")
         in_fire = Signal(name="in_fire")
         m.d.comb += [s_axis.tready.eq(stream_ctrl[0] & ~eie.busy & ~lite_port & ~start_pending),
                      in_fire.eq(s_axis.tvalid & s_axis.tready)]
         with m.If(in_fire):
             m.d.comb += [host.write.eq(1),
-                         host.addr.eq(pe_address(in_pe, in_row, Const(MemSel.ACT0.value, 3))),
+                         host.addr.eq(host_address_value(Region.PE, in_row, pe=in_pe,
+                                                         sel=MemSel.ACT0)),
                          host.wdata.eq(s_axis.tdata.as_signed())]
             with m.If(s_axis.tlast):
                 m.d.sync += [in_pe.eq(0), in_row.eq(0), start_pending.eq(stream_ctrl[1])]
@@ -295,7 +266,7 @@ class AxiHost(wiring.Component):
 
         # ---- output: after each run, OUT_COUNT activations of buffer OUT_BANK ------------
         out_pe = Signal(range(n), name="out_pe_q")
-        out_row = Signal(act_addr_bits, name="out_row_q")
+        out_row = Signal(OFFSET_BITS, name="out_row_q")
         out_left = Signal(32, name="out_left_q")
         out_valid = Signal(name="out_valid_q")
         out_data = Signal(32, name="out_data_q")
@@ -310,9 +281,9 @@ class AxiHost(wiring.Component):
             & ~in_fire & ~start_pending
         with m.If(issue):
             m.d.comb += [host.read.eq(1),
-                         host.addr.eq(pe_address(out_pe, out_row,
-                                                 Mux(out_bank, MemSel.ACT1.value,
-                                                     MemSel.ACT0.value)[:3]))]
+                         host.addr.eq(host_address_value(
+                             Region.PE, out_row, pe=out_pe,
+                             sel=Mux(out_bank, MemSel.ACT1, MemSel.ACT0)))]
             m.d.sync += [out_pending.eq(1), out_left.eq(out_left - 1),
                          out_last.eq(out_left == 1)]
             with m.If(out_pe == n - 1):

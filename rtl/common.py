@@ -1,6 +1,8 @@
-"""Layouts and enums shared by the PE (``rtl/pe.py``) and the array top (``rtl/eie.py``).
+"""Layouts and signatures shared by the units of ``rtl/`` (PE, PE array, tile sequencer,
+array top).
 
 Everything here is derived from one :class:`~contract.config.EIEConfig`; nothing is hard-coded.
+The host address map (``MemSel`` and the rest) is :mod:`contract.host_map`.
 """
 
 from __future__ import annotations
@@ -8,28 +10,79 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, enum
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
 
-from contract.config import EIEConfig, clog2
+from contract.config import ConfigError, EIEConfig, clog2
+from contract.host_map import MemSel  # noqa: F401  TODO(merge): remove (sim_tests import it)
 
-__all__ = ["MemSel", "act_layout", "tile_layout", "pe_init", "PE_INIT_KEYS", "check_config",
-           "check_init", "validating"]
+__all__ = ["HostWrite", "act_layout", "tile_layout", "descriptor_layout", "pe_init",
+           "PE_INIT_KEYS", "check_config", "check_image", "check_init", "validating"]
 
 
-class MemSel(enum.Enum, shape=3):
-    """Memory a host write targets (``host_sel`` of the PE, decoded by the top).
+def _check_width(what: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{what} must be a positive integer, not {value!r}")
+    return value
 
-    Addresses are word addresses inside the selected memory; the data is LSB-aligned and
-    truncated to the memory width.  ``CODEBOOK`` is addressed ``slot * 2**weight_bits + v``.
+
+class HostWrite:
+    """A host write into a memory block: one word per cycle, no back-pressure.
+
+    Only a namespace for :class:`HostWrite.Signature` (as ``amaranth.lib.memory.WritePort``
+    holds ``WritePort.Signature``).
     """
 
-    SPMAT = 0
-    PTR_EVEN = 1
-    PTR_ODD = 2
-    BIAS = 3
-    CODEBOOK = 4
-    ACT0 = 5
-    ACT1 = 6
+    class Signature(wiring.Signature):
+        """Host write port, from the writer's side (a memory block has
+        ``In(HostWrite.Signature(addr_width, data_width))``).
+
+        A write with ``en`` high in cycle ``t`` takes effect at the end of ``t``.
+
+        Parameters
+        ----------
+        addr_width : int
+            Word address bits.
+        data_width : int
+            Data bits; the writer's data is LSB-aligned and truncated to this width.
+
+        Members
+        -------
+        en : Out(1)
+            Write strobe.
+        addr : Out(addr_width)
+            Word address.
+        data : Out(data_width)
+            Word to write.
+
+        Raises
+        ------
+        TypeError
+            A width is not a positive integer.
+        """
+
+        def __init__(self, addr_width: int, data_width: int):
+            self._addr_width = _check_width("Host write address width", addr_width)
+            self._data_width = _check_width("Host write data width", data_width)
+            super().__init__({"en": Out(1), "addr": Out(addr_width), "data": Out(data_width)})
+
+        @property
+        def addr_width(self) -> int:
+            return self._addr_width
+
+        @property
+        def data_width(self) -> int:
+            return self._data_width
+
+        def __eq__(self, other):
+            return (type(other) is type(self) and other.addr_width == self.addr_width
+                    and other.data_width == self.data_width)
+
+        def __hash__(self):
+            return hash((type(self), self._addr_width, self._data_width))
+
+        def __repr__(self):
+            return f"HostWrite.Signature({self._addr_width}, {self._data_width})"
 
 
 def check_config(config) -> EIEConfig:
@@ -49,17 +102,33 @@ def act_layout(config: EIEConfig) -> data.StructLayout:
     })
 
 
+def descriptor_layout(config: EIEConfig) -> data.StructLayout:
+    """One tile descriptor as the program memory holds it: the fields of
+    :meth:`EIEConfig.descriptor_layout`, LSB first, ``descriptor_bits`` wide."""
+    check_config(config)
+    return data.StructLayout({name: unsigned(width)
+                              for name, width in config.descriptor_layout().items()})
+
+
 def tile_layout(config: EIEConfig) -> data.StructLayout:
     """Tile parameters the top holds stable on the PE's ``tile`` port for a whole tile.
 
-    Field names and widths are those of the tile descriptor
-    (:meth:`EIEConfig.descriptor_layout`).
+    Field names and widths are those of the tile descriptor (:func:`descriptor_layout`).
     """
-    check_config(config)
-    widths = config.descriptor_layout()
+    fields = descriptor_layout(config)
     names = ("ptr_base", "spmat_base", "bias_base", "out_base", "slot", "shift", "relu",
              "bias_en")
-    return data.StructLayout({name: unsigned(widths[name]) for name in names})
+    return data.StructLayout({name: fields[name].shape for name in names})
+
+
+def check_image(image, config: EIEConfig):
+    """Raise ``ConfigError`` unless ``image`` is ``None`` or was packed for ``config``;
+    return it."""
+    if image is not None and image.config != config:
+        raise ConfigError("image was packed for a different config "
+                          f"(config_id {image.config.config_id:#010x}, "
+                          f"design {config.config_id:#010x})")
+    return image
 
 
 #: Memories a PE ``init`` mapping may fill (``act0``/``act1`` are optional extras).

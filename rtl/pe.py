@@ -10,13 +10,14 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
+from contract.host_map import MemSel
 
 from .act_buffer import ActBuffer
 from .act_queue import ActQueue
 from .arith_unit import ArithUnit
 from .common import (
     PE_INIT_KEYS,
-    MemSel,
+    HostWrite,
     act_layout,
     check_config,
     check_init,
@@ -78,6 +79,10 @@ class PE(wiring.Component):
     - ``scan_data``: 1-cycle synchronous read.
     - host writes take effect at the end of their cycle.
 
+    The latencies are also class attributes (``PE.IDLE_DELAY``, ``PE.PRELOAD_LATENCY``,
+    ``PE.WRITEBACK_LATENCY``): the PE array and the tile sequencer read them from whatever
+    PE class they are given.
+
     Preload, compute and write-back must not overlap; ``tile`` is held stable for a tile.
 
     Parameters
@@ -106,12 +111,13 @@ class PE(wiring.Component):
     scan_bank : In(1)
     scan_addr : In(range(act_depth))
     scan_data : Out(signed(act_bits))
-    host_we : In(1)
+    host : In(HostWrite.Signature(clog2(deepest memory), widest memory))
+        Host write into memory ``host_sel``: word address inside that memory (spmat:
+        logical word address), data LSB-aligned and truncated to the memory width
+        (64 bits by default).
     host_sel : In(MemSel)
-    host_addr : In(32)
-        Word address inside the selected memory (spmat: logical word address).
-    host_wdata : In(max memory width)
-        LSB-aligned, truncated to the memory width (64 bits by default).
+        The memory ``host`` writes (:class:`contract.host_map.MemSel`; ``ACT0``/``ACT1``
+        are the activation banks).
 
     Raises
     ------
@@ -119,9 +125,12 @@ class PE(wiring.Component):
         ``config`` is not an ``EIEConfig``; ``init`` is not a mapping or holds
         non-integers.
     ValueError
-        Unknown ``init`` key, too many initial values, or ``entries_per_word`` not a power
-        of two.
+        Unknown ``init`` key or too many initial values.
     """
+
+    IDLE_DELAY = IDLE_DELAY
+    PRELOAD_LATENCY = PRELOAD_LATENCY
+    WRITEBACK_LATENCY = WRITEBACK_LATENCY
 
     def __init__(self, *, config, init=None):
         with validating(self):
@@ -143,6 +152,7 @@ class PE(wiring.Component):
                           for name, depth in depths.items()}
             host_width = max(config.word_bits, config.acc_bits, config.pointer_bits,
                              config.act_bits, config.codebook_bits)
+            host_addr_width = clog2(max(depths.values()))
             super().__init__({
                 "act_in": In(stream.Signature(act_layout(config))),
                 "tile": In(tile_layout(config)),
@@ -155,10 +165,8 @@ class PE(wiring.Component):
                 "scan_bank": In(1),
                 "scan_addr": In(clog2(config.act_depth)),
                 "scan_data": Out(signed(config.act_bits)),
-                "host_we": In(1),
+                "host": In(HostWrite.Signature(host_addr_width, host_width)),
                 "host_sel": In(MemSel),
-                "host_addr": In(32),
-                "host_wdata": In(host_width),
             })
 
     @property
@@ -230,6 +238,8 @@ class PE(wiring.Component):
         with m.Elif(free_count != IDLE_DELAY):
             m.d.sync += free_count.eq(free_count + 1)
         m.d.comb += self.idle.eq(free & (free_count == IDLE_DELAY))
+        # Registers of the last elaboration, for white-box reset checks in the tests.
+        self._registers = {"pending": pending, "free_count": free_count}
 
         # ---- preload and write-back ------------------------------------------------
         m.d.comb += [
@@ -251,23 +261,16 @@ class PE(wiring.Component):
             self.scan_data.eq(act.scan_data),
         ]
 
-        # ---- host writes -------------------------------------------------------------
-        sel, we = self.host_sel, self.host_we
-        m.d.comb += [
-            spmat.host_we.eq(we & (sel == MemSel.SPMAT)),
-            spmat.host_addr.eq(self.host_addr),
-            spmat.host_data.eq(self.host_wdata),
-            ptr.host_we.eq(we & ((sel == MemSel.PTR_EVEN) | (sel == MemSel.PTR_ODD))),
-            ptr.host_bank.eq(sel == MemSel.PTR_ODD),
-            ptr.host_addr.eq(self.host_addr),
-            ptr.host_data.eq(self.host_wdata),
-            arith.host_codebook_we.eq(we & (sel == MemSel.CODEBOOK)),
-            arith.host_bias_we.eq(we & (sel == MemSel.BIAS)),
-            arith.host_addr.eq(self.host_addr),
-            arith.host_data.eq(self.host_wdata),
-            act.host_we.eq(we & ((sel == MemSel.ACT0) | (sel == MemSel.ACT1))),
-            act.host_bank.eq(sel == MemSel.ACT1),
-            act.host_addr.eq(self.host_addr),
-            act.host_data.eq(self.host_wdata),
-        ]
+        # ---- host writes: one port per unit, the memory selected by host_sel -----------
+        sel = self.host_sel
+        writes = ((spmat.host, sel == MemSel.SPMAT),
+                  (ptr.host, (sel == MemSel.PTR_EVEN) | (sel == MemSel.PTR_ODD)),
+                  (arith.host_codebook, sel == MemSel.CODEBOOK),
+                  (arith.host_bias, sel == MemSel.BIAS),
+                  (act.host, (sel == MemSel.ACT0) | (sel == MemSel.ACT1)))
+        for port, hit in writes:
+            m.d.comb += [port.en.eq(self.host.en & hit), port.addr.eq(self.host.addr),
+                         port.data.eq(self.host.data)]
+        m.d.comb += [ptr.host_bank.eq(sel == MemSel.PTR_ODD),
+                     act.host_bank.eq(sel == MemSel.ACT1)]
         return m

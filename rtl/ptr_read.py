@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-from .common import check_config, check_init, validating
+from .common import HostWrite, check_config, check_init, validating
 
 __all__ = ["PtrRead"]
 
@@ -44,12 +44,10 @@ class PtrRead(wiring.Component):
         Column ``j`` (global index within the tile).
     start, end : Out(pointer_bits)
         ``P_j`` and ``P_{j+1}``, one cycle after ``en``.
-    host_we : In(1)
-        Host write strobe.
+    host : In(HostWrite.Signature(clog2(ptr_depth), pointer_bits))
+        Host write of bank ``host_bank``.
     host_bank : In(1)
         0: even bank, 1: odd bank.
-    host_addr : In(clog2(ptr_depth))
-    host_data : In(pointer_bits)
 
     Raises
     ------
@@ -71,10 +69,8 @@ class PtrRead(wiring.Component):
                 "index": In(clog2(config.n_pes * config.act_depth)),
                 "start": Out(config.pointer_bits),
                 "end": Out(config.pointer_bits),
-                "host_we": In(1),
+                "host": In(HostWrite.Signature(addr, config.pointer_bits)),
                 "host_bank": In(1),
-                "host_addr": In(addr),
-                "host_data": In(config.pointer_bits),
             })
 
     @property
@@ -111,8 +107,8 @@ class PtrRead(wiring.Component):
 
         for port, bank in ((even_write, 0), (odd_write, 1)):
             m.d.comb += [
-                port.addr.eq(self.host_addr),
-                port.data.eq(self.host_data),
-                port.en.eq(self.host_we & (self.host_bank == bank)),
+                port.addr.eq(self.host.addr),
+                port.data.eq(self.host.data),
+                port.en.eq(self.host.en & (self.host_bank == bank)),
             ]
         return m

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-from .common import check_config, check_init, validating
+from .common import HostWrite, check_config, check_init, validating
 
 __all__ = ["SpmatRead", "spmat_command_layout", "spmat_entry_layout"]
 
@@ -83,11 +83,8 @@ class SpmatRead(wiring.Component):
         ``ready`` does not depend on ``valid``.
     o : Out(stream.Signature(spmat_entry_layout(config), always_ready=True))
         ``v``, ``z``, ``first`` (first entry of a column) and ``act``.
-    host_we : In(1)
-        Host write strobe.
-    host_addr : In(clog2(spmat_depth))
-        Logical word address.
-    host_data : In(word_bits)
+    host : In(HostWrite.Signature(clog2(spmat_depth), word_bits))
+        Host write of a logical word (the reader splits it over its banks).
 
     Raises
     ------
@@ -104,9 +101,7 @@ class SpmatRead(wiring.Component):
             super().__init__({
                 "i": In(stream.Signature(spmat_command_layout(config))),
                 "o": Out(stream.Signature(spmat_entry_layout(config), always_ready=True)),
-                "host_we": In(1),
-                "host_addr": In(clog2(config.spmat_depth)),
-                "host_data": In(config.word_bits),
+                "host": In(HostWrite.Signature(clog2(config.spmat_depth), config.word_bits)),
             })
 
     @property
@@ -195,13 +190,13 @@ class SpmatRead(wiring.Component):
                                 (odd_read, odd_tag, odd_held)):
             with m.If(port.en):
                 m.d.sync += [tag.eq(port.addr), held.eq(1)]
-        with m.If(self.host_we):
+        with m.If(self.host.en):
             m.d.sync += [even_held.eq(0), odd_held.eq(0)]
 
         for port, bank in ((even_write, 0), (odd_write, 1)):
             m.d.comb += [
-                port.addr.eq(self.host_addr >> 1),
-                port.data.eq(self.host_data),
-                port.en.eq(self.host_we & (self.host_addr[0] == bank)),
+                port.addr.eq(self.host.addr >> 1),
+                port.data.eq(self.host.data),
+                port.en.eq(self.host.en & (self.host.addr[0] == bank)),
             ]
         return m

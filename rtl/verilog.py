@@ -72,9 +72,9 @@ def rewrite_inits(text: str, *, top: str, keep_zero: bool, prefix: str = ""):
     """Replace per-word memory ``initial`` blocks by ``$readmemh``.
 
     Returns ``(text, {file name: contents})``. Files are named after the instance path and
-    memory (``pe0_spmat_read_even.mem``), with ``prefix_`` in front when given; contents are
-    the ``.mem`` format of docs/image-format.md. All-zero memories are dropped unless
-    ``keep_zero``. A block of any other shape is left as it is. The board flow
+    memory (``pe_array_pe0_spmat_read_even.mem``), with ``prefix_`` in front when given;
+    contents are the ``.mem`` format of docs/image-format.md. All-zero memories are dropped
+    unless ``keep_zero``. A block of any other shape is left as it is. The board flow
     (``boards.vivado``) uses this on its own top too.
     """
     lines = text.splitlines()

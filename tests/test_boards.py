@@ -317,7 +317,7 @@ def test_axi_image_writes_carry_wide_descriptors():
     from compiler.pack import pack
     from compiler.types import QuantLayer
     from contract.config import EIEConfig
-    from rtl.eie import Reg, Region, host_address
+    from contract.host_map import Reg, Region, host_address
     from sim_tests.axi_tb import image_writes
 
     config = EIEConfig()

@@ -47,10 +47,10 @@ def test_banks_host_writeback_and_scan():
             wb_bank, wb_addr, wb_value = (rng.randrange(2), rng.randrange(16),
                                           rng.randrange(-2**15, 2**15))
             scan_bank, scan_addr = rng.randrange(2), rng.randrange(16)
-            ctx.set(dut.host_we, op in ("host", "both"))
+            ctx.set(dut.host.en, op in ("host", "both"))
             ctx.set(dut.host_bank, bank)
-            ctx.set(dut.host_addr, addr)
-            ctx.set(dut.host_data, value)
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.data, value & 0xffff)         # two's complement
             ctx.set(dut.wb_en, op in ("wb", "both"))
             ctx.set(dut.wb_bank, wb_bank)
             ctx.set(dut.wb_addr, wb_addr)
@@ -64,7 +64,7 @@ def test_banks_host_writeback_and_scan():
                 model[bank][addr] = value          # host wins a collision
             elif op == "wb":
                 model[wb_bank][wb_addr] = wb_value
-        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host.en, 0)
         ctx.set(dut.wb_en, 0)
         for bank in (0, 1):
             for addr in range(16):

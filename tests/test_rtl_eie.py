@@ -9,6 +9,7 @@ against an independent model in a fraction of a second.
 
 import random
 
+import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import memory, stream, wiring
@@ -16,10 +17,17 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+import golden
+from compiler.pack import pack
+from compiler.types import QuantLayer
 from contract.config import ConfigError, EIEConfig
+from contract.host_map import MemSel, Reg, Region, host_address
 from contract.image import Descriptor, PackedImage
-from rtl.common import MemSel, act_layout, tile_layout
-from rtl.eie import EIE, READ_LATENCY, Reg, Region, host_address
+from golden import cycle_model
+from rtl.common import HostWrite, act_layout, tile_layout
+from rtl.eie import EIE
+from rtl.host_map import READ_LATENCY
+from rtl.pe import PE
 
 
 class StandInPE(wiring.Component):
@@ -44,8 +52,7 @@ class StandInPE(wiring.Component):
             "idle": Out(1),
             "scan_bank": In(1), "scan_addr": In(range(c.act_depth)),
             "scan_data": Out(signed(c.act_bits)),
-            "host_we": In(1), "host_sel": In(MemSel), "host_addr": In(32),
-            "host_wdata": In(64),
+            "host": In(HostWrite.Signature(17, 64)), "host_sel": In(MemSel),
         })
 
     def elaborate(self, platform):
@@ -71,9 +78,9 @@ class StandInPE(wiring.Component):
             with m.If(self.wb_en & (self.dst_bank == b)):
                 m.d.comb += [wr.en.eq(1), wr.addr.eq(self.tile.out_base + self.wb_row),
                              wr.data.eq(total + self.wb_row)]
-            with m.Elif(self.host_we & (self.host_sel == sel)):
-                m.d.comb += [wr.en.eq(1), wr.addr.eq(self.host_addr),
-                             wr.data.eq(self.host_wdata)]
+            with m.Elif(self.host.en & (self.host_sel == sel)):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(self.host.addr),
+                             wr.data.eq(self.host.data)]
             m.d.comb += rd.addr.eq(self.scan_addr)
             banks.append(rd.data)
         m.d.comb += self.scan_data.eq(banks[0])
@@ -93,21 +100,33 @@ def small_config(**kw):
 
 
 def test_bad_config():
-    with pytest.raises(TypeError, match="Config must be an EIEConfig"):
+    # The host address map's limits (n_pes, memory depths) are EIEConfig's own checks
+    # (tests/test_config.py); the top checks its argument and the image's config.
+    with pytest.raises(TypeError, match=r"^Config must be an EIEConfig, not 'cfg'$"):
         EIE("cfg")
-    with pytest.raises(ConfigError, match="n_pes must be at most 256"):
-        EIE(EIEConfig(n_pes=257))
     image = PackedImage.empty(small_config())
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match=r"^image was packed for a different config "
+                                          r"\(config_id 0x[0-9a-f]{8}, design 0x[0-9a-f]{8}\)$"):
         EIE(small_config(n_pes=2), image=image)
+    with pytest.raises(TypeError, match=r"^PE class must have an integer IDLE_DELAY "
+                                        r"attribute, not <class 'object'>$"):
+        EIE(small_config(), pe_class=object)
 
 
-def test_host_address():
-    assert host_address(Region.PE, 5, pe=3, sel=MemSel.ACT1) == (1 << 28) | (3 << 20) | \
-        (6 << 17) | 5
-    assert host_address(Region.REGS, Reg.LAYER_CYCLES + 2) == 0x102
-    with pytest.raises(ValueError):
-        host_address(Region.PROGRAM, 1 << 17)
+#: golden.cycle_model.PIPELINE, pinned: a change on either side must be deliberate.
+PIPELINE = {"START": 0, "PRE": 2, "DRAIN": 5, "POST": 1}
+
+
+@pytest.mark.parametrize("config", [
+    EIEConfig(), EIEConfig(queue_depth=1), EIEConfig(queue_depth=2, n_pes=1),
+    EIEConfig(queue_depth=16, n_pes=3), EIEConfig(n_pes=64, act_depth=64),
+    EIEConfig.paper(), small_config()], ids=lambda c: f"N{c.n_pes}-D{c.queue_depth}")
+def test_pipeline_constants_match_golden(config):
+    """The RTL derives PRE, DRAIN and POST from the PE's latencies; golden states them as
+    a literal. They must agree for every config (none of them depends on N or D)."""
+    assert cycle_model.PIPELINE == PIPELINE
+    assert EIE(config).pipeline == PIPELINE
+    assert (PE.IDLE_DELAY, PE.PRELOAD_LATENCY, PE.WRITEBACK_LATENCY) == (4, 2, 3)
 
 
 # ---- simulation ---------------------------------------------------------------------------
@@ -273,12 +292,6 @@ def test_run_standin(seed, wide):
 
 def test_real_pe_against_golden():
     """Top + real PE on Amaranth's simulator: one small image, bit and cycle exact."""
-    import numpy as np
-
-    import golden
-    from compiler.pack import pack
-    from compiler.types import QuantLayer
-    from golden import cycle_model
 
     cfg = small_config(n_pes=2, queue_depth=2, act_depth=12, acc_depth=6, spmat_depth=64,
                        ptr_depth=32, bias_depth=32)

@@ -12,7 +12,8 @@ from amaranth.sim import Simulator
 from compiler.pack import pack
 from compiler.types import QuantLayer
 from contract.config import EIEConfig
-from rtl.common import MemSel, pe_init
+from contract.host_map import MemSel
+from rtl.common import pe_init
 from rtl.pe import IDLE_DELAY, PE
 
 CONFIG = EIEConfig(n_pes=2, queue_depth=3, acc_depth=24, act_depth=64, spmat_depth=256,
@@ -170,15 +171,15 @@ async def host_load(ctx, dut, memories):
     """Load a PE's memories through the host write port (only non-zero words)."""
     select = {"spmat": MemSel.SPMAT, "ptr_even": MemSel.PTR_EVEN, "ptr_odd": MemSel.PTR_ODD,
               "bias": MemSel.BIAS, "codebook": MemSel.CODEBOOK}
-    ctx.set(dut.host_we, 1)
+    ctx.set(dut.host.en, 1)
     for name, values in memories.items():
         ctx.set(dut.host_sel, select[name])
         for addr, value in enumerate(values):
             if value:
-                ctx.set(dut.host_addr, addr)
-                ctx.set(dut.host_wdata, value & ((1 << 64) - 1))   # two's complement
+                ctx.set(dut.host.addr, addr)
+                ctx.set(dut.host.data, value & ((1 << 64) - 1))   # two's complement
                 await ctx.tick()
-    ctx.set(dut.host_we, 0)
+    ctx.set(dut.host.en, 0)
 
 
 @pytest.mark.parametrize("config,pe,load", [(CONFIG, 0, "init"), (CONFIG, 1, "init"),
@@ -201,14 +202,14 @@ def test_pe_program(config, pe, load):
     async def testbench(ctx):
         if load == "host":
             await host_load(ctx, dut, memories)
-        ctx.set(dut.host_we, 1)              # the source activations, through the host port
+        ctx.set(dut.host.en, 1)              # the source activations, through the host port
         for addr in range(config.act_depth):
             j = addr * N + pe
             ctx.set(dut.host_sel, MemSel.ACT0)
-            ctx.set(dut.host_addr, addr)
-            ctx.set(dut.host_wdata, int(q_in[j]) & 0xffff if j < len(q_in) else 0)
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.data, int(q_in[j]) & 0xffff if j < len(q_in) else 0)
             await ctx.tick()
-        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host.en, 0)
         for descriptor in image.program:
             layer_index = descriptor.slot
             vector = q_in if layer_index == 0 else hidden
@@ -294,12 +295,12 @@ def test_pe_fixed_latencies():
         ctx.set(dut.tile, dict(tile, bias_en=0))
         ctx.set(dut.preload_en, 1)
         ctx.set(dut.preload_row, 2)
-        ctx.set(dut.host_we, 1)
+        ctx.set(dut.host.en, 1)
         ctx.set(dut.host_sel, MemSel.ACT1)
-        ctx.set(dut.host_addr, 6)
-        ctx.set(dut.host_wdata, 111)
+        ctx.set(dut.host.addr, 6)
+        ctx.set(dut.host.data, 111)
         await ctx.tick()
-        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host.en, 0)
         ctx.set(dut.preload_en, 0)
         for _ in range(3):
             await ctx.tick()

@@ -76,13 +76,13 @@ def test_host_writes():
 
     async def testbench(ctx):
         # P_0..P_3 = 11, 22, 33, 44 at base 30: even[30]=11, odd[30]=22, even[31]=33, odd[31]=44
-        ctx.set(dut.host_we, 1)
+        ctx.set(dut.host.en, 1)
         for bank, addr, value in ((0, 30, 11), (1, 30, 22), (0, 31, 33), (1, 31, 44)):
             ctx.set(dut.host_bank, bank)
-            ctx.set(dut.host_addr, addr)
-            ctx.set(dut.host_data, value)
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.data, value)
             await ctx.tick()
-        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host.en, 0)
         ctx.set(dut.base, 30)
         ctx.set(dut.en, 1)
         for j, expected in enumerate(((11, 22), (22, 33), (33, 44))):

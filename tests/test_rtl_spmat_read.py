@@ -172,11 +172,11 @@ def test_host_write_empties_window():
     async def testbench(ctx):
         assert await stream(ctx, 8 * 10 + 2, 4) == entries[82:86]
         # Rewrite word 10 (held in the window) through the host port, then read it again.
-        ctx.set(dut.host_we, 1)
-        ctx.set(dut.host_addr, 10)
-        ctx.set(dut.host_data, 0x0123456789abcdef)
+        ctx.set(dut.host.en, 1)
+        ctx.set(dut.host.addr, 10)
+        ctx.set(dut.host.data, 0x0123456789abcdef)
         await ctx.tick()
-        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host.en, 0)
         expected = [((0x0123456789abcdef >> (8 * k)) & 15, (0x0123456789abcdef >> (8 * k + 4))
                      & 15) for k in range(2, 6)]
         assert await stream(ctx, 8 * 10 + 2, 4) == expected
