@@ -39,8 +39,7 @@ from .common import check_config
 from .eie import EIE
 from .host_map import host_address_value
 
-# TODO(merge): drop AxiReg, AXI_ID, REGS_WINDOW once sim_tests import them from contract.
-__all__ = ["AxiHost", "AxiReg", "AXI_ID", "REGS_WINDOW"]
+__all__ = ["AxiHost"]
 
 # An AXI byte address: bits [1:0] the byte in the word, [_WINDOW_SHIFT-1:2] the register
 # word, [_WINDOW_SHIFT:] 0 for the AXI registers (AxiReg) or 1 for the array's register

@@ -14,7 +14,6 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from contract.config import ConfigError, EIEConfig, clog2
-from contract.host_map import MemSel  # noqa: F401  TODO(merge): remove (sim_tests import it)
 
 __all__ = ["HostWrite", "act_layout", "tile_layout", "descriptor_layout", "pe_init",
            "PE_INIT_KEYS", "check_config", "check_image", "check_init", "validating"]

@@ -26,7 +26,6 @@ from contract.host_map import (
     OFFSET_BITS,
     Reg,
     Region,
-    host_address,  # TODO(merge): remove (re-exported for sim_tests)
 )
 
 from .common import check_config, check_image, validating
@@ -34,8 +33,7 @@ from .host_map import HostAddress, HostSignature
 from .pe_array import PEArray, check_pe_class
 from .tile_sequencer import TileSequencer, pipeline_constants
 
-# TODO(merge): drop Region, Reg, host_address once sim_tests import them from contract.
-__all__ = ["EIE", "Region", "Reg", "host_address"]
+__all__ = ["EIE"]
 
 
 class EIE(wiring.Component):

@@ -40,9 +40,15 @@ _DECL = re.compile(r"^(\s*)reg\s+(?:signed\s+)?(?:\[(\d+):0\]\s+)?"
 _WORD = re.compile(r"^\s*(\\\S+\s|[\w$]+)\s*\[(\d+)\]\s*=\s*(\d+)'([hbd])([0-9a-fA-FxXzZ_]+);\s*$")
 
 
+#: Instance levels left out of side-file names: the PE array is a container, and leaving it
+#: out keeps the names users and Vivado projects know (``pe0_spmat_read_even.mem``).
+_UNNAMED_LEVELS = ("pe_array",)
+
+
 def _file_stem(module: str, memory: str, top: str) -> str:
     module = module.strip().lstrip("\\")
     path = [memory] if module == top else module.split(".")[1:] + [memory]
+    path = [part for part in path if part not in _UNNAMED_LEVELS]
     return re.sub(r"[^0-9A-Za-z]+", "_", "_".join(path)).strip("_") or "mem"
 
 
@@ -72,7 +78,7 @@ def rewrite_inits(text: str, *, top: str, keep_zero: bool, prefix: str = ""):
     """Replace per-word memory ``initial`` blocks by ``$readmemh``.
 
     Returns ``(text, {file name: contents})``. Files are named after the instance path and
-    memory (``pe_array_pe0_spmat_read_even.mem``), with ``prefix_`` in front when given;
+    memory (``pe0_spmat_read_even.mem``), with ``prefix_`` in front when given;
     contents are the ``.mem`` format of docs/image-format.md. All-zero memories are dropped
     unless ``keep_zero``. A block of any other shape is left as it is. The board flow
     (``boards.vivado``) uses this on its own top too.

@@ -87,3 +87,10 @@ def test_help_does_not_import_torch_or_matplotlib():
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
 
+
+
+def test_rtl_files_are_units():
+    # One hardware unit per file (docs/architecture.md, "Layers").
+    long = {p.name: n for p in (ROOT / "rtl").glob("*.py")
+            if (n := len(p.read_text().splitlines())) > 300}
+    assert long == {}

@@ -68,12 +68,12 @@ def test_baked_readmemh(tmp_path):
                                                               for w in words)
     # every PE's codebook copy equals the image's codebook (two's complement)
     for p in range(CONFIG.n_pes):
-        (name,) = [n for n in files if n.startswith(f"pe_array_pe{p}_") and "codebook" in n]
+        (name,) = [n for n in files if n.startswith(f"pe{p}_") and "codebook" in n]
         values = [int(line, 16) for line in files[name].read_text().split()]
         want = [int(v) & (2**CONFIG.codebook_bits - 1) for v in image.codebook]
         assert values == want
         # spmat (even/odd word banks) re-interleaves to the image's words
-        banks = sorted(n for n in files if n.startswith(f"pe_array_pe{p}_") and "spmat" in n)
+        banks = sorted(n for n in files if n.startswith(f"pe{p}_") and "spmat" in n)
         assert len(banks) == 2
         even, odd = ([int(line, 16) for line in files[b].read_text().split()] for b in banks)
         merged = [w for pair in zip(even, odd, strict=True) for w in pair]
