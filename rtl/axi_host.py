@@ -42,16 +42,15 @@ from .host_map import host_address_value
 __all__ = ["AxiHost"]
 
 # An AXI byte address: bits [1:0] the byte in the word, [_WINDOW_SHIFT-1:2] the register
-# word, [_WINDOW_SHIFT:] 0 for the AXI registers (AxiReg) or 1 for the array's register
-# window (REGS_WINDOW).
+# word, [_WINDOW_SHIFT:] the page: 0 for the AXI registers (AxiReg), 1 for the array's
+# register window (REGS_WINDOW); nothing is mapped above (no page aliases another).
 _BYTE_BITS = 2
 _WINDOW_SHIFT = REGS_WINDOW.bit_length() - 1
 assert REGS_WINDOW == 1 << _WINDOW_SHIFT
 
 
-def _in_window(addr):
-    """The AXI byte address lies in the window onto the array's registers."""
-    return addr[_WINDOW_SHIFT:] == REGS_WINDOW >> _WINDOW_SHIFT
+def _page(addr):
+    return addr[_WINDOW_SHIFT:]
 
 
 def _word(addr):
@@ -154,11 +153,11 @@ class AxiHost(wiring.Component):
         waddr = bus.awaddr
         with m.If(do_write):
             m.d.sync += bvalid.eq(1)
-            with m.If(_in_window(waddr)):
+            with m.If(_page(waddr) == 1):
                 m.d.comb += [host.write.eq(1),
                              host.addr.eq(host_address_value(Region.REGS, _word(waddr))),
                              host.wdata.eq(bus.wdata)]
-            with m.Else():
+            with m.Elif(_page(waddr) == 0):
                 with m.Switch(_word(waddr)):
                     with m.Case(AxiReg.CTRL_STATUS >> _BYTE_BITS):
                         m.d.comb += [host.write.eq(bus.wdata[0]),
@@ -185,11 +184,11 @@ class AxiHost(wiring.Component):
         # ---- reads ---------------------------------------------------------------------
         raddr = bus.araddr
         with m.If(do_read):
-            with m.If(_in_window(raddr)):
+            with m.If(_page(raddr) == 1):
                 m.d.comb += [host.read.eq(1),
                              host.addr.eq(host_address_value(Region.REGS, _word(raddr)))]
                 m.d.sync += wait_read.eq(1)
-            with m.Else():
+            with m.Elif(_page(raddr) == 0):
                 with m.Switch(_word(raddr)):
                     with m.Case(AxiReg.ID >> _BYTE_BITS):
                         m.d.sync += [rdata.eq(AXI_ID), rvalid.eq(1)]
@@ -217,6 +216,8 @@ class AxiHost(wiring.Component):
                             m.d.sync += [rdata.eq(out_bank), rvalid.eq(1)]
                     with m.Default():
                         m.d.sync += [rdata.eq(0), rvalid.eq(1)]
+            with m.Else():      # above the window nothing is mapped (no alias)
+                m.d.sync += [rdata.eq(0), rvalid.eq(1)]
         with m.If(wait_read & host.rvalid):
             m.d.sync += [rdata.eq(host.rdata[:32]), rdata_hi.eq(host.rdata[32:]),
                          wait_read.eq(0), rvalid.eq(1)]

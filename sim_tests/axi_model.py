@@ -22,12 +22,20 @@ from contract.host_map import (
     split_address,
 )
 
-__all__ = ["LiteModel", "BusMonitor", "UNMAPPED", "act_address", "register_name"]
+__all__ = ["LiteModel", "BusMonitor", "UNMAPPED", "UNMAPPED_HIGH", "act_address",
+           "register_name"]
 
 _MASK32 = (1 << 32) - 1
 _MASK64 = (1 << 64) - 1
 #: An offset inside the AXI register page that no register uses (reads 0, writes ignored).
 UNMAPPED = 0x0FFC
+#: An offset above the register window: nothing is mapped there (it must not alias the
+#: register page: 0x2008 would be CTRL_STATUS if only the low 12 bits were decoded).
+UNMAPPED_HIGH = 2 * REGS_WINDOW + AxiReg.CTRL_STATUS
+
+
+def _in_window(offset: int) -> bool:
+    return REGS_WINDOW <= offset < 2 * REGS_WINDOW
 
 
 def _signed(value: int, bits: int) -> int:
@@ -37,7 +45,7 @@ def _signed(value: int, bits: int) -> int:
 
 def register_name(offset: int) -> str:
     """Register name of an AXI byte offset, for messages."""
-    if offset >= REGS_WINDOW:
+    if _in_window(offset):
         word = (offset - REGS_WINDOW) >> 2
         names = {int(r): r.name for r in Reg}
         return f"window {names.get(word, hex(word))}"
@@ -97,7 +105,9 @@ class LiteModel:
                 and sel in (MemSel.ACT0, MemSel.ACT1) and offset < self.config.act_depth)
 
     def write(self, offset: int, data: int):
-        if offset >= REGS_WINDOW:
+        if offset >= 2 * REGS_WINDOW:
+            return
+        if _in_window(offset):
             if (offset - REGS_WINDOW) >> 2 == Reg.CTRL_STATUS and data & 1 and not self.running:
                 self.start()
             return
@@ -125,7 +135,9 @@ class LiteModel:
 
     def read(self, offset: int) -> int | None:
         cfg = self.config
-        if offset >= REGS_WINDOW:
+        if offset >= 2 * REGS_WINDOW:
+            return 0
+        if _in_window(offset):
             # A window read is an array read: RDATA_HI latches the upper half of the
             # register word, 0 for these 32-bit registers (unknown for the others).
             word = (offset - REGS_WINDOW) >> 2

@@ -29,7 +29,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from contract.host_map import AXI_ID, REGS_WINDOW, AxiReg, MemSel, Reg, Region, host_address
 from sim_tests import jobs
-from sim_tests.axi_model import UNMAPPED, act_address
+from sim_tests.axi_model import UNMAPPED, UNMAPPED_HIGH, act_address
 from sim_tests.axi_tb import AxiTB, image_writes
 
 __all__ = ["SCENARIOS", "axi_job", "JOB_ENV"]
@@ -64,6 +64,10 @@ async def run_axi_job(tb, job) -> dict:
     assert await tb.read_reg(AxiReg.WDATA_HI) == 0xCAFE_F00D
     await tb.write_reg(AxiReg.WDATA_HI, 0)
     assert await tb.read_reg(UNMAPPED) == 0
+    # above the window nothing is mapped: no alias of CTRL_STATUS (a write would start)
+    await tb.write_reg(UNMAPPED_HIGH, 1)
+    assert await tb.read_reg(UNMAPPED_HIGH) == 0
+    assert await tb.read_reg(AxiReg.CTRL_STATUS) == 0
     tb.host_addr = None
     results = []
     previous = None
@@ -165,7 +169,7 @@ async def _races(tb, job) -> dict:
     tb.throttle(True)
     per_round = 6  # DATA_LO accesses per round: HOST_ADDR rows leave room for them
     reads = [AxiReg.ID, AxiReg.CONFIG_ID, AxiReg.CTRL_STATUS, AxiReg.N_PES,
-             AxiReg.HOST_ADDR, AxiReg.WDATA_HI, AxiReg.RDATA_HI, UNMAPPED,
+             AxiReg.HOST_ADDR, AxiReg.WDATA_HI, AxiReg.RDATA_HI, UNMAPPED, UNMAPPED_HIGH,
              REGS_WINDOW + 4 * Reg.CTRL_STATUS, REGS_WINDOW + 4 * Reg.CONFIG_ID,
              REGS_WINDOW + 4 * Reg.N_PES]
     if tb.model.streams:
