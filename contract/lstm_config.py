@@ -135,10 +135,16 @@ class ESEConfig:
     @classmethod
     def ese(cls, **overrides) -> ESEConfig:
         """The ESE-size engine of the benchmark: 32 channels of 32 PEs for the 1024-cell,
-        512-projection, 153-input LSTM (docs/ese-reference.md, recalled figures)."""
+        512-projection, 153-input LSTM (docs/ese-reference.md, recalled figures).
+
+        A 5-bit relative index (9-bit entries, 4 to a 36-bit word): at 11% density the
+        4-bit index of EIE pads 0.12 entries per non-zero and the 5-bit one 0.014, which
+        takes the frame from 13,323 to 12,134 cycles (`eie bench ese`, docs/benchmarks.md)
+        in the same four BRAM36 per PE (4096 x 36 bits against 2048 x 64)."""
         channel = overrides.pop("channel", None) or EIEConfig(
-            n_pes=32, queue_depth=8, act_frac=11, acc_depth=128, spmat_depth=4096,
-            ptr_depth=1024, act_depth=128, bias_depth=256, max_layers=8, max_tiles=16)
+            n_pes=32, queue_depth=8, act_frac=11, acc_depth=128, index_bits=5,
+            entries_per_word=4, spmat_depth=4096, ptr_depth=1024, act_depth=128,
+            bias_depth=256, max_layers=8, max_tiles=16)
         base = dict(channel=channel, channels=32, cell_depth=32)
         base.update(overrides)
         return cls(**base)

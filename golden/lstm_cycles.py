@@ -37,8 +37,9 @@ class FrameCycles:
     mac_busy : per tile the busiest PE's entries, summed (a lower bound on ``compute``).
     ideal : per tile ``ceil(sum_p busy / N)``, summed.
     elementwise : gate rows through the cell unit per PE (the gate tiles' ``out_local``).
-    elementwise_hidden : of those, the cycles that overlap the gate write-back (all of
-        them: the cell unit consumes the write-back stream).
+    elementwise_hidden : of those, the cycles that overlap the gate write-back: the cell
+        unit runs ``CELL`` cycles behind the write-back stream, so all but ``CELL`` of
+        each gate tile's ``out_local`` (none when ``out_local <= CELL``; docs/ese.md).
     elementwise_exposed : cycles the cell unit adds to the frame (``CELL`` per gate tile).
     per_matrix : cycles per matrix (``image.matrices.layers`` order).
     """
@@ -111,6 +112,8 @@ def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
                 acc.cycles += cell
                 acc.per_matrix[info.gates] += cell
                 acc.elementwise += sum(tile.desc.out_local for tile in tiles)
+                acc.hidden += sum(max(tile.desc.out_local - lpipe["CELL"], 0)
+                                  for tile in tiles)
                 acc.exposed += cell
                 m = result.trace[li]["m"][group, t]
                 if info.proj:
@@ -149,7 +152,7 @@ class _Frame:
 
     def __init__(self, n_matrices: int, cycles: int):
         self.cycles, self.compute, self.mac_busy, self.ideal = cycles, 0, 0, 0
-        self.elementwise = self.exposed = 0
+        self.elementwise = self.hidden = self.exposed = 0
         self.per_matrix = [0] * n_matrices
 
     def matrix(self, k: int, tiles, active, queue_depth: int, pipe: dict):
@@ -166,5 +169,5 @@ class _Frame:
         return FrameCycles(cycles=int(self.cycles), compute=self.compute,
                            mac_busy=self.mac_busy, ideal=self.ideal,
                            elementwise=self.elementwise,
-                           elementwise_hidden=self.elementwise,
+                           elementwise_hidden=self.hidden,
                            elementwise_exposed=self.exposed, per_matrix=self.per_matrix)
