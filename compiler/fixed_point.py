@@ -72,6 +72,18 @@ def quantize_bias(name: str, bias, n_out: int, w_frac: int, config: EIEConfig) -
     return b.astype(np.int64)
 
 
+def _bias_w_frac(bias, config: EIEConfig) -> int:
+    """Largest ``w_frac`` in ``[0, MAX_W_FRAC]`` whose bias fits the accumulator (0 when
+    none does: :func:`quantize_bias` then names the row that does not fit)."""
+    b = np.asarray(bias, np.float64)
+    lim = 1 << (config.acc_bits - 1)
+    for w_frac in range(MAX_W_FRAC, 0, -1):
+        q = np.rint(b * 2.0 ** (config.act_frac + w_frac))
+        if np.all((q >= -lim) & (q <= lim - 1)):
+            return w_frac
+    return 0
+
+
 def worst_case_accumulator(indices, qcodebook, qbias, config: EIEConfig) -> int:
     """Largest ``|acc|`` any input can reach in a layer (docs/numerics.md, wrap-around).
 
@@ -112,6 +124,11 @@ def layer_numerics(layers, config: EIEConfig):
             w_frac = choose_w_frac(cb, config.codebook_bits)
         except CapacityError as exc:
             raise CapacityError(f"layer {layer.name}: {exc}") from None
+        if layer.bias is not None:
+            # The bias shares the accumulator's act_frac + w_frac fraction bits: a layer
+            # whose weights are all zero (w_frac 30 from an all-zero codebook) or tiny must
+            # give up fraction bits for a large bias rather than be refused.
+            w_frac = min(w_frac, _bias_w_frac(layer.bias, config))
         w_fracs.append(w_frac)
         qcodebooks.append(quantize_codebook(cb, w_frac, config.codebook_bits))
         qbiases.append(quantize_bias(layer.name, layer.bias, layer.n_out, w_frac, config))

@@ -380,3 +380,18 @@ def test_other_entry_formats(weight_bits, index_bits, per_word):
         word |= value << (eb * e)
     assert int(image.spmat[0, 0]) == word
     assert int(image.ptr_odd[0, 0]) == len(expect)
+
+
+def test_all_zero_weights_with_a_bias_pack():
+    # Pruned to nothing: the codebook alone would give w_frac 30, which leaves the bias no
+    # room in a 32-bit accumulator; the bias decides (docs/numerics.md, "Choice of w_frac").
+    import golden
+
+    cfg = EIEConfig(n_pes=2)
+    cb = np.zeros(16)
+    bias = np.array([3.25, -1.5, 0.0])
+    image = pack([QuantLayer("dead", np.zeros((3, 4), np.uint8), cb, bias, False)], cfg)
+    # the largest w_frac with 3.25 * 2**(8 + w_frac) < 2**31: 8 + w_frac <= 29
+    assert image.layers[0].w_frac == 21
+    q = golden.run(image, np.zeros(4, np.int64)).q
+    assert q.tolist() == [3.25 * 256, -1.5 * 256, 0]
