@@ -17,7 +17,7 @@ from contract.config import ConfigError, EIEConfig
 from contract.image_write import FORMATS
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
-from . import api, bench, demo
+from . import api, bench, demo, lstm_demo
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
            "lstm_config_from_args"]
@@ -277,7 +277,7 @@ def _run(args) -> None:
         print(api.inspect_image(args.image))
     elif command == "demo":
         if args.lstm:
-            demo.run_lstm_demo(Path(args.output or "build/demo_lstm"),
+            lstm_demo.run_lstm_demo(Path(args.output or "build/demo_lstm"),
                                lstm_config_from_args(args))
         else:
             demo.run_demo(Path(args.output or "build/demo"), config_from_args(args),
