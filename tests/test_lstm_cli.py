@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import eie
+from contract.config import EIEConfig
 from contract.image import PackedImage
 from contract.image_read import image_kind
 from contract.lstm_config import ESEConfig
@@ -236,8 +237,7 @@ def test_lstm_flags_on_an_mlp(tmp_path, capsys):
 
 # ---- the Python API dispatches on the model and the image ------------------------------------
 def test_api_dispatch(tmp_path):
-    config = ESEConfig(channel=ESEConfig().channel.__class__(n_pes=2, act_frac=11,
-                                                             acc_depth=16))
+    config = eie.ESEConfig(channel=EIEConfig(n_pes=2, act_frac=11, acc_depth=16))
     image = eie.pack(LSTMHead(), tmp_path / "img", config=config, density=0.5, balance=True)
     assert isinstance(image, LSTMImage) and image.config == config
     x = _sequences(shape=(2, 4, 5))
