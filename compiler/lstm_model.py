@@ -19,7 +19,7 @@ from .errors import ModelError
 from .model import _as_array, _is_module, _load_file
 from .types import DenseLayer
 
-__all__ = ["LSTMLayerWeights", "LSTMSpec", "load_lstm", "is_lstm_state"]
+__all__ = ["LSTMLayerWeights", "LSTMSpec", "load_lstm", "load_state", "is_lstm_state"]
 
 _LSTM_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_ih_l0$")
 
@@ -78,6 +78,13 @@ def _state(source) -> Mapping:
     if isinstance(source, Mapping):
         return source
     return _load_file(source)
+
+
+def load_state(source) -> Mapping:
+    """The state_dict of an ``nn.Module``, a mapping as it is, or a ``.pt``/``.safetensors``
+    file (``weights_only=True``), to tell an LSTM from an MLP with :func:`is_lstm_state`
+    before importing it."""
+    return _state(source)
 
 
 def is_lstm_state(state: Mapping) -> bool:

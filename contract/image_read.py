@@ -21,8 +21,8 @@ from .config import EIEConfig
 from .errors import ConfigError, ImageError
 from .image import IMAGE_FORMAT_VERSION, Descriptor, ImageExtension, LayerInfo, PackedImage
 
-__all__ = ["ImageError", "read_image", "read_image_extension", "check_config", "decode_mem",
-           "decode_coe", "decode_bin"]
+__all__ = ["ImageError", "read_image", "read_image_extension", "image_kind", "check_config",
+           "decode_mem", "decode_coe", "decode_bin"]
 
 _READ_ORDER = ("mem", "bin", "coe")
 
@@ -272,8 +272,23 @@ def _extension(manifest: dict) -> ImageExtension | None:
     return ImageExtension(kind=ext["kind"], data=ext["data"], chained=ext["chained"])
 
 
-def _read(path) -> tuple[PackedImage, ImageExtension | None]:
-    root = Path(path)
+def image_kind(path) -> str:
+    """The engine an image directory is for: ``"eie"`` for a plain EIE image, else its
+    extension's kind (``"lstm"`` for an ESE image), so a caller can pick the reader.
+
+    Reads only the manifest; nothing else is checked (the reader does that).
+
+    Raises
+    ------
+    ImageError
+        not a directory, no ``manifest.json``, not a JSON object, or a malformed
+        ``extension`` entry.
+    """
+    ext = _extension(_manifest(Path(path)))
+    return "eie" if ext is None else ext.kind
+
+
+def _manifest(root: Path) -> dict:
     _need(root.is_dir(), f"{root}: not an image directory")
     try:
         manifest = json.loads((root / "manifest.json").read_text())
@@ -282,6 +297,12 @@ def _read(path) -> tuple[PackedImage, ImageExtension | None]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ImageError(f"manifest.json: not valid JSON ({exc})") from None
     _need(isinstance(manifest, dict), "manifest.json: not a JSON object")
+    return manifest
+
+
+def _read(path) -> tuple[PackedImage, ImageExtension | None]:
+    root = Path(path)
+    manifest = _manifest(root)
     _need(manifest.get("format") == "eie-image",
           f"manifest.json: format is {manifest.get('format')!r}, expected 'eie-image'")
     _need(manifest.get("version") == IMAGE_FORMAT_VERSION,

@@ -2,8 +2,10 @@
 
 ``eie.pack``, ``eie.golden``, ``eie.sim``, ``eie.verilog``, ``eie.build``,
 ``eie.resources`` and ``eie.inspect_image`` do the work; ``eie.cli`` only parses arguments,
-calls them and prints. Images may be given as a :class:`~contract.image.PackedImage` or as
-an image directory; inputs as an array or a ``.npy`` path.
+calls them and prints. Images may be given as a :class:`~contract.image.PackedImage` (an
+:class:`~contract.lstm_image.LSTMImage` for ESE) or as an image directory; inputs as an
+array or a ``.npy`` path. ``pack``, ``golden`` and ``inspect_image`` take LSTM models and
+images too: they dispatch on the model's keys and the image's kind (``eie.lstm_api``).
 
 Imports of the project's own layers are at module level. ``torch`` (through
 ``compiler``'s functions), ``tqdm`` and the cocotb runner are imported where they are used,
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +26,28 @@ import compiler
 import golden as golden_model
 from boards import resources as board_resources
 from boards import vivado
+from compiler.lstm_model import is_lstm_state, load_state
 from contract.config import EIEConfig
+from contract.errors import ImageError
 from contract.image import PackedImage
-from contract.image_read import check_config, read_image
+from contract.image_read import check_config, image_kind, read_image
 from contract.image_write import FORMATS, write_image
+from contract.lstm_config import ESEConfig
+from contract.lstm_image import LSTMImage, read_lstm_image
 from rtl import verilog as rtl_verilog
 from sim_tests import runner
 
-from .inspect import image_stats
+from . import lstm_api
+from .inspect import image_stats, lstm_image_stats
 
-__all__ = ["pack", "golden", "sim", "verilog", "build", "resources", "inspect_image",
-           "load_input", "as_image"]
+__all__ = ["pack", "pack_report", "golden", "sim", "verilog", "build", "resources",
+           "inspect_image", "load_input", "load_sequence", "as_image", "load_image",
+           "model_state", "is_lstm_model"]
+
+#: The one-line refusal of every RTL command given an ESE image.
+NO_ESE_RTL = "LSTM images need the ESE RTL (not built yet)"
+
+load_sequence = lstm_api.load_sequence
 
 
 def _progress(iterable, desc: str, total=None):
@@ -44,11 +58,50 @@ def _progress(iterable, desc: str, total=None):
                 disable=not sys.stderr.isatty())
 
 
+def load_image(image) -> PackedImage | LSTMImage:
+    """``image`` itself, or the image read (and checked) from a directory with the reader
+    of its kind (``contract.image_read.image_kind``)."""
+    if isinstance(image, (PackedImage, LSTMImage)):
+        return image
+    if image_kind(image) == "lstm":
+        return read_lstm_image(image)
+    return read_image(image)
+
+
 def as_image(image) -> PackedImage:
-    """``image`` itself, or the image read (and checked) from a directory."""
+    """An EIE image: ``image`` itself, or the image read (and checked) from a directory.
+
+    Raises
+    ------
+    ValueError
+        an ESE (LSTM) image: the commands that take only EIE images run on the EIE RTL.
+    """
     if isinstance(image, PackedImage):
         return image
+    if isinstance(image, LSTMImage) or image_kind(image) == "lstm":
+        raise ImageError(NO_ESE_RTL)
     return read_image(image)
+
+
+def model_state(model):
+    """The state_dict of ``model`` (an ``nn.Module``, a mapping, or a ``.pt``/``.pth``/
+    ``.safetensors`` file loaded with ``weights_only=True``)."""
+    return load_state(model)
+
+
+def _state_of(model):
+    """The state_dict of a model given as a module, a mapping or a file; ``None`` for
+    anything else (a list of ``compiler.DenseLayer``; ``compiler.compress`` judges it)."""
+    if isinstance(model, (str, os.PathLike, Mapping)) or hasattr(model, "state_dict"):
+        return load_state(model)
+    return None
+
+
+def is_lstm_model(model) -> bool:
+    """Whether ``model`` (anything :func:`model_state` takes, or a list of
+    ``compiler.DenseLayer``) holds recurrent weights and so packs for ESE."""
+    state = _state_of(model)
+    return state is not None and is_lstm_state(state)
 
 
 def load_input(x, n_in: int) -> np.ndarray:
@@ -79,14 +132,45 @@ def load_input(x, n_in: int) -> np.ndarray:
     return x
 
 
-def pack(model, output=None, *, config: EIEConfig | None = None, density=None, bits=None,
-         balance=False, scope="layer", ternary=False, final_relu=False,
-         formats=FORMATS) -> PackedImage:
+def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,
+         bits=None, balance=False, scope="layer", ternary=False, final_relu=False,
+         formats=FORMATS) -> PackedImage | LSTMImage:
     """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
     and pack it for ``config``; write the image to ``output`` when given.
 
-    ``bits`` sets ``config.weight_bits``. Nothing is written unless every step succeeds.
+    An MLP packs for an :class:`EIEConfig` (default ``EIEConfig()``) into a
+    :class:`PackedImage`. A model with recurrent weights (``...weight_ih_l0``) packs for an
+    :class:`ESEConfig` (default ``ESEConfig()``; an ``EIEConfig`` is taken as its channel,
+    see ``eie.lstm_api.lstm_config``) into an :class:`LSTMImage`; ``scope``, ``ternary``
+    and ``final_relu`` do not apply to it. ``bits`` sets the (channel's) ``weight_bits``.
+    Nothing is written unless every step succeeds.
     """
+    return pack_report(model, output, config=config, density=density, bits=bits,
+                       balance=balance, scope=scope, ternary=ternary, final_relu=final_relu,
+                       formats=formats)[0]
+
+
+def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = None,
+                density=None, bits=None, balance=False, scope="layer", ternary=False,
+                final_relu=False, formats=FORMATS) -> tuple[PackedImage | LSTMImage, str]:
+    """:func:`pack`, and what ``eie pack`` prints about it: for an LSTM what was pruned and
+    shared per matrix and the head order, then :func:`inspect_image` of the image."""
+    # An MLP is imported again from ``model`` itself: compiler.compress reads ReLU flags
+    # from a module and orders a .safetensors file's layers by name.
+    state = _state_of(model)
+    if isinstance(config, ESEConfig) or (state is not None and is_lstm_state(state)):
+        unsupported = [name for name, value in (("scope='global'", scope != "layer"),
+                                                ("ternary", ternary),
+                                                ("final_relu", final_relu)) if value]
+        if unsupported:
+            raise ValueError(f"{', '.join(unsupported)} do(es) not apply to LSTM models")
+        if state is None:
+            raise ValueError("an LSTM packs from a state_dict, an nn.Module or a file")
+        image, compressed = lstm_api.pack_lstm_model(
+            state, lstm_api.lstm_config(config), density=density, bits=bits, balance=balance,
+            output=output, formats=formats)
+        text = lstm_api.describe_pack(image, compressed, density)
+        return image, text + "\n\n" + inspect_image(image)
     config = config or EIEConfig()
     if bits is not None:
         config = dataclasses.replace(config, weight_bits=bits)
@@ -97,7 +181,7 @@ def pack(model, output=None, *, config: EIEConfig | None = None, density=None, b
     image = compiler.pack(compressed.layers, config)
     if output is not None:
         write_image(image, output, formats=formats)
-    return image
+    return image, inspect_image(image)
 
 
 def _inputs(image, x):
@@ -126,8 +210,13 @@ def golden(image, x, output=None) -> dict:
     """``eie golden``: bit-exact inference plus the cycle model.
 
     Returns (and writes to ``output`` when given) ``y`` (float), ``q`` (raw integers),
-    ``cycles`` (per sample) and ``cycles_per_layer``.
+    ``cycles`` (per sample) and ``cycles_per_layer``. For an ESE image ``x`` is a frame
+    sequence ``[T, n_in]`` or a batch ``[batch, T, n_in]``, and the fields are those of
+    ``eie.lstm_api.golden_lstm`` (``cycles`` per frame, ``saturation``, ``wraps``).
     """
+    image = load_image(image)
+    if isinstance(image, LSTMImage):
+        return lstm_api.golden_lstm(image, x, output)
     image, x, q_in = _inputs(image, x)
     result = golden_model.run(image, q_in)
     tiles = golden_model.decode_program(image)
@@ -139,7 +228,7 @@ def golden(image, x, output=None) -> dict:
 
 def sim(image, x, output=None, *, waves=None) -> dict:
     """``eie sim``: run the image on the RTL under Verilator; the fields of :func:`golden`,
-    with measured cycles."""
+    with measured cycles. An ESE image is refused (``ValueError``): no ESE RTL yet."""
     image, x, q_in = _inputs(image, x)
     result = runner.simulate(image, q_in, waves=waves)
     return _result(output, image, x.shape[:-1], result["q"], result["cycles_total"],
@@ -148,8 +237,12 @@ def sim(image, x, output=None, *, waves=None) -> dict:
 
 def inspect_image(image) -> str:
     """``eie inspect``: per-layer and per-PE non-zeros, padding, imbalance, memory use and
-    the Huffman figure, as a table."""
-    return image_stats(as_image(image)).format()
+    the Huffman figure, as a table; for an ESE image also the LSTM layers, the activation
+    memory map and the cell memory against their capacity."""
+    image = load_image(image)
+    if isinstance(image, LSTMImage):
+        return lstm_image_stats(image)
+    return image_stats(image).format()
 
 
 def _design(config: EIEConfig | None, image):

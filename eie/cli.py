@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -14,10 +15,13 @@ import numpy as np
 from boards.resources import format_report
 from contract.config import ConfigError, EIEConfig
 from contract.image_write import FORMATS
+from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
-from . import api, bench, demo
+from . import api, bench, demo, lstm_demo
+from .bench_ese import bench_ese
 
-__all__ = ["main", "add_config_flags", "config_from_args"]
+__all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
+           "lstm_config_from_args"]
 
 _ALIASES = {"n_pes": ["--pes"]}
 
@@ -37,13 +41,53 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=f"default {field.default}")
 
 
+def _overrides(args, cls, prefix: str) -> dict:
+    return {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls)
+            if getattr(args, prefix + f.name, None) is not None}
+
+
 def config_from_args(args, base: EIEConfig | None = None) -> EIEConfig:
     config = base or EIEConfig()
     if getattr(args, "config", None):
         config = EIEConfig.load(args.config)
-    overrides = {f.name: getattr(args, "cfg_" + f.name) for f in dataclasses.fields(EIEConfig)
-                 if getattr(args, "cfg_" + f.name, None) is not None}
-    return dataclasses.replace(config, **overrides)
+    return dataclasses.replace(config, **_overrides(args, EIEConfig, "cfg_"))
+
+
+#: The ESEConfig fields with a flag of their own (the channel has the EIE flags).
+_LSTM_FIELDS = [f for f in dataclasses.fields(ESEConfig) if f.name != "channel"]
+
+
+def add_lstm_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ESEConfig field other than the channel (``--channels``,
+    ``--gate-frac``...); they apply to LSTM models only."""
+    group = parser.add_argument_group(
+        "ESE (ESEConfig; LSTM models only). The architecture flags set its channel, over "
+        "the LSTM channel default (act_frac 11, acc_depth 64); --config may be an ESEConfig "
+        "(with 'channel') or EIEConfig fields for the channel")
+    for field in _LSTM_FIELDS:
+        group.add_argument("--" + field.name.replace("_", "-"), dest="ese_" + field.name,
+                           type=int, metavar="N", help=f"default {field.default}")
+
+
+def lstm_config_from_args(args) -> ESEConfig:
+    """The ESEConfig of an LSTM ``eie pack``: ``--config`` (an ESEConfig, or EIEConfig fields
+    over ``DEFAULT_CHANNEL``), then the architecture flags on the channel and the ESE flags.
+    An EIE flag overrides the channel's default, it does not reset it to EIE's."""
+    config = ESEConfig()
+    if getattr(args, "config", None):
+        with open(args.config) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{args.config}: not valid JSON ({exc})") from None
+        if isinstance(data, dict) and "channel" in data:
+            config = ESEConfig.from_dict(data)
+        elif isinstance(data, dict):
+            config = ESEConfig(channel=EIEConfig.from_dict({**DEFAULT_CHANNEL.to_dict(), **data}))
+        else:
+            EIEConfig.from_dict(data)   # raises: not a JSON object
+    channel = dataclasses.replace(config.channel, **_overrides(args, EIEConfig, "cfg_"))
+    return dataclasses.replace(config, channel=channel, **_overrides(args, ESEConfig, "ese_"))
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -71,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
             examples:
               eie demo -o build/demo
               eie pack model.pt -o img --pes 4 --density 0.1 --bits 4 --balance
+              eie pack lstm.pt -o lstm_img --pes 4 --density 0.15 --balance --channels 2
               eie golden img --input x.npy -o y.npz
               eie inspect img
               eie verilog --pes 8 --queue-depth 4 -o rtl_out
@@ -82,10 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("pack", formatter_class=fmt, help="compress a model and pack an image",
-                       epilog="example:\n  eie pack mlp.safetensors -o img --pes 4 "
-                              "--density 0.1 --balance --formats mem,coe")
+                       epilog="examples:\n  eie pack mlp.safetensors -o img --pes 4 "
+                              "--density 0.1 --balance --formats mem,coe\n"
+                              "  eie pack lstm.pt -o img --pes 4 --density 0.15 --balance "
+                              "--channels 2 --cell-depth 64")
     p.add_argument("model", help="state_dict file (.pt/.pth, loaded with weights_only=True) "
-                                 "or .safetensors holding a stack of nn.Linear layers")
+                                 "or .safetensors holding a stack of nn.Linear layers, or an "
+                                 "nn.LSTM (with an optional nn.Linear head) for ESE")
     p.add_argument("-o", "--output", required=True, metavar="IMAGE_DIR")
     p.add_argument("--density", type=_density, default=None,
                    help="target weight density; omit to pack an already-pruned model as is")
@@ -100,27 +148,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", type=_formats, default=FORMATS,
                    help="comma list of mem,coe,bin (default all)")
     add_config_flags(p)
+    add_lstm_flags(p)
 
     p = sub.add_parser("golden", formatter_class=fmt, help="bit-exact golden inference",
                        epilog="example:\n  eie golden img --input x.npy -o y.npz")
     p.add_argument("image", metavar="IMAGE_DIR")
     p.add_argument("--input", required=True, metavar="X.npy",
-                   help="float input, shape [n_in] or [batch, n_in]")
+                   help="float input, shape [n_in] or [batch, n_in]; for an LSTM image "
+                        "frames [T, n_in] or [batch, T, n_in]")
     p.add_argument("-o", "--output", required=True, metavar="Y.npz")
 
     p = sub.add_parser("inspect", help="per-layer/per-PE statistics of an image",
                        epilog="example:\n  eie inspect img")
     p.add_argument("image", metavar="IMAGE_DIR")
 
-    p = sub.add_parser("demo", help="the main job on the built-in digits MLP")
-    p.add_argument("-o", "--output", default="build/demo", metavar="DIR")
+    p = sub.add_parser("demo", help="the main job on the built-in digits MLP (--lstm: a "
+                                    "trained sparse LSTM on MNIST-1D)")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="default build/demo (build/demo_lstm with --lstm)")
     p.add_argument("--no-rtl", action="store_true", help="skip Verilog/Verilator steps")
+    p.add_argument("--lstm", action="store_true",
+                   help="train, prune (load-balance-aware) + share an LSTM classifier on "
+                        "MNIST-1D (generated, no download), pack it for ESE, run golden")
     add_config_flags(p)
 
     p = sub.add_parser("bench", help="benchmarks (reports, not tests)")
-    p.add_argument("what", choices=("compiler", "eie"))
+    p.add_argument("what", choices=("compiler", "eie", "ese"))
     p.add_argument("-o", "--output", default="build/bench", metavar="DIR")
     p.add_argument("--quick", action="store_true", help="smaller run for a smoke check")
+    p.add_argument("--model-only", action="store_true",
+                   help="ese: cycle model only (no RTL run)")
 
     _add_rtl_commands(sub, fmt)
     return parser
@@ -157,28 +214,75 @@ def _add_rtl_commands(sub, fmt) -> None:
     add_config_flags(p)
 
 
+def _pack(args) -> None:
+    lstm = api.is_lstm_model(args.model)
+    ese_flags = ["--" + f.name.replace("_", "-") for f in _LSTM_FIELDS
+                 if getattr(args, "ese_" + f.name) is not None]
+    if lstm:
+        config = lstm_config_from_args(args)
+        wrong = [flag for flag, on in (("--scope global", args.scope != "layer"),
+                                       ("--ternary", args.ternary),
+                                       ("--final-relu", args.final_relu)) if on]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} do(es) not apply to LSTM models")
+    else:
+        if ese_flags:
+            raise ValueError(f"{', '.join(ese_flags)} apply to LSTM models only; {args.model} "
+                             f"holds no recurrent weights (weight_ih_l0)")
+        config = config_from_args(args)
+    _, text = api.pack_report(args.model, args.output, config=config, density=args.density,
+                              bits=args.bits, balance=args.balance, scope=args.scope,
+                              ternary=args.ternary, final_relu=args.final_relu,
+                              formats=args.formats)
+    print(text)
+    print(f"wrote {args.output}")
+
+
+def _golden(args) -> None:
+    if args.command == "golden":
+        out = api.golden(args.image, args.input, args.output)
+    else:
+        out = api.sim(args.image, args.input, args.output, waves=args.waves)
+    if "saturation" not in out:
+        print(f"wrote {args.output}: y {list(out['y'].shape)}, "
+              f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
+        return
+    per_sequence = np.atleast_1d(out["cycles"].sum(axis=-1))
+    print(f"wrote {args.output}: y {list(out['y'].shape)}, cycles per sequence "
+          f"{per_sequence.tolist()[:8]} ({out['cycles'].shape[-1]} frames)")
+    saturated = out["saturation"].reshape(-1, len(out["saturation_stages"])).sum(axis=0)
+    wraps = int(np.sum(out["wraps"]))
+    if saturated.any() or wraps:
+        counts = ", ".join(f"{stage} {int(c)}" for stage, c in
+                           zip(out["saturation_stages"], saturated, strict=True))
+        print(f"eie golden: warning: values saturated ({counts}); {wraps} accumulator "
+              f"wrap(s) (docs/ese.md, Numerics)", file=sys.stderr)
+
+
+def _bench(args) -> None:
+    if args.what == "ese":
+        print(bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only))
+    else:
+        print(bench.run(args.what, Path(args.output), quick=args.quick))
+
+
 def _run(args) -> None:
     command = args.command
     if command == "pack":
-        image = api.pack(args.model, args.output, config=config_from_args(args),
-                         density=args.density, bits=args.bits, balance=args.balance,
-                         scope=args.scope, ternary=args.ternary, final_relu=args.final_relu,
-                         formats=args.formats)
-        print(api.inspect_image(image))
-        print(f"wrote {args.output}")
+        _pack(args)
     elif command in ("golden", "sim"):
-        if command == "golden":
-            out = api.golden(args.image, args.input, args.output)
-        else:
-            out = api.sim(args.image, args.input, args.output, waves=args.waves)
-        print(f"wrote {args.output}: y {list(out['y'].shape)}, "
-              f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
+        _golden(args)
     elif command == "inspect":
         print(api.inspect_image(args.image))
     elif command == "demo":
-        demo.run_demo(Path(args.output), config_from_args(args), rtl=not args.no_rtl)
+        if args.lstm:
+            lstm_demo.run_lstm_demo(Path(args.output or "build/demo_lstm"),
+                               lstm_config_from_args(args))
+        else:
+            demo.run_demo(Path(args.output or "build/demo"), config_from_args(args),
+                          rtl=not args.no_rtl)
     elif command == "bench":
-        print(bench.run(args.what, Path(args.output), quick=args.quick))
+        _bench(args)
     elif command == "verilog":
         for path in api.verilog(args.output, config_from_args(args), args.image):
             print(path)

@@ -1,4 +1,5 @@
-"""Statistics of a packed image, read straight from its memories (``eie inspect``)."""
+"""Statistics of a packed image, read straight from its memories (``eie inspect``); for an
+ESE image the same statistics of its matrices plus the LSTM's own memories."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import numpy as np
 
 from contract.decode import column_pointers, raw_entries, split_entries
 from contract.image import PackedImage
+from contract.lstm_image import LSTMImage
+from contract.lstm_layout import padded
 
-__all__ = ["ImageStats", "image_stats", "tile_entries"]
+__all__ = ["ImageStats", "image_stats", "tile_entries", "lstm_image_stats"]
 
 
 def tile_entries(image: PackedImage, tile: int, pe: int, n_in: int) -> np.ndarray:
@@ -29,13 +32,15 @@ class ImageStats:
 
     def format(self) -> str:
         c = self.config
+        # names longer than 9 characters (an LSTM's "lstm.l0.gates") widen the first column
+        w = max([10] + [len(row["name"]) + 1 for row in self.layers])
         lines = [f"image: {c.n_pes} PEs, queue depth {c.queue_depth}, "
                  f"{c.weight_bits}-bit index, {c.index_bits}-bit relative index",
                  "",
-                 f"{'layer':<10}{'shape':>12}{'nnz':>9}{'density':>9}{'padding':>9}"
+                 f"{'layer':<{w}}{'shape':>12}{'nnz':>9}{'density':>9}{'padding':>9}"
                  f"{'tiles':>7}{'w_frac':>8}{'imbalance':>11}"]
         for row in self.layers:
-            lines.append(f"{row['name']:<10}{row['shape']:>12}{row['nnz']:>9}"
+            lines.append(f"{row['name']:<{w}}{row['shape']:>12}{row['nnz']:>9}"
                          f"{row['density']:>9.3f}{row['padding']:>9}{row['tiles']:>7}"
                          f"{row['w_frac']:>8}{row['imbalance']:>11.3f}")
         lines += ["", "per PE, bytes used of capacity (pointer and bias regions are shared):",
@@ -120,3 +125,60 @@ def image_stats(image: PackedImage) -> ImageStats:
                         huffman_v_bits=hv, huffman_z_bits=hz, huffman_bytes=huff,
                         huffman_ratio=dense / max(huff, 1))
     return stats
+
+
+def _roles(image: LSTMImage) -> list[str]:
+    roles = [""] * len(image.matrices.layers)
+    for info in image.layers:
+        roles[info.gates] = f"gates of {info.name}"
+        if info.projection >= 0:
+            roles[info.projection] = f"projection of {info.name}"
+    for j, k in enumerate(image.head):
+        roles[k] = f"head {j}"
+    return roles
+
+
+def lstm_image_stats(image: LSTMImage) -> str:
+    """``eie inspect`` of an ESE image: the LSTM layers and matrix roles, the activation
+    memory map and the cell and peephole memories against their depths (per PE, per
+    channel), then :func:`image_stats` of the matrices (per matrix and per PE non-zeros,
+    padding, imbalance, weight memories, compression)."""
+    cfg, mem = image.config, image.memory
+    ch, n = cfg.channel, cfg.n_pes
+    r = 1 << cfg.table_range_log2
+    lines = [f"ESE image: {cfg.channels} channel(s) of {n} PEs sharing one copy of the "
+             f"weights; gates Q1.{cfg.gate_frac}, cell state {cfg.cell_bits}-bit, "
+             f"sigmoid/tanh tables of {cfg.table_size} samples over [-{r}, {r})",
+             "",
+             f"{'LSTM layer':<12}{'n_in':>6}{'hidden':>8}{'proj':>6}{'peephole':>10}"
+             f"{'cells/PE':>10}{'cell_base':>11}"]
+    for info in image.layers:
+        lines.append(f"{info.name:<12}{info.n_in:>6}{info.hidden:>8}{info.proj or '-':>6}"
+                     f"{'yes' if info.peephole else 'no':>10}"
+                     f"{padded(info.hidden, n) // n:>10}{info.cell_base:>11}")
+    names = [m.name for m in image.matrices.layers]
+    width = max(len(x) for x in names) + 2
+    lines += ["", f"{'matrix':<{width}}role"]
+    lines += [f"{name:<{width}}{role}" for name, role in zip(names, _roles(image), strict=True)]
+    regions = [("X (x_t)", mem.x_base, mem.x_words)]
+    regions += [(f"H{k} (h of {info.name})", base, words) for k, (info, base, words) in
+                enumerate(zip(image.layers, mem.h_bases, mem.h_words, strict=True))]
+    regions += [("M (cell outputs m)", mem.m_base, mem.m_words),
+                ("Y0 (head)", mem.y_bases[0], mem.y_words),
+                ("Y1 (head)", mem.y_bases[1], mem.y_words)]
+    lines += ["", "activation memory per PE and channel (words; both buffers alike):",
+              f"{'region':<24}{'base':>6}{'words':>7}"]
+    lines += [f"{name:<24}{base:>6}{words:>7}" for name, base, words in regions]
+    cells = sum(padded(info.hidden, n) // n for info in image.layers)
+    peep = 3 * sum(padded(info.hidden, n) // n for info in image.layers if info.peephole)
+    lines += [f"{'used':<24}{'':>6}{mem.words:>7}  of act_depth {ch.act_depth} "
+              f"({mem.words / ch.act_depth:.0%})",
+              "",
+              f"cell memory per PE and channel: {cells} of cell_depth {cfg.cell_depth} words "
+              f"({cells / cfg.cell_depth:.0%}), {cfg.cell_bits}-bit",
+              f"peephole memory per PE (shared by the channels): {peep} of "
+              f"{3 * cfg.cell_depth} words, {ch.codebook_bits}-bit",
+              "",
+              "matrices (each LSTM matrix is one layer of the channel's EIE image):",
+              image_stats(image.matrices).format()]
+    return "\n".join(lines)
