@@ -162,8 +162,11 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="example:\n  eie inspect img")
     p.add_argument("image", metavar="IMAGE_DIR")
 
-    p = sub.add_parser("demo", help="the main job on the built-in digits MLP (--lstm: a "
-                                    "trained sparse LSTM on MNIST-1D)")
+    p = sub.add_parser("demo", formatter_class=fmt,
+                       help="the main job on the built-in digits MLP (--lstm: a "
+                            "trained sparse LSTM on MNIST-1D)",
+                       epilog="examples:\n  eie demo -o build/demo\n"
+                              "  eie demo --no-rtl --pes 8\n  eie demo --lstm -o build/demo_lstm")
     p.add_argument("-o", "--output", default=None, metavar="DIR",
                    help="default build/demo (build/demo_lstm with --lstm)")
     p.add_argument("--no-rtl", action="store_true", help="skip Verilog/Verilator steps")
@@ -172,7 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                         "MNIST-1D (generated, no download), pack it for ESE, run golden")
     add_config_flags(p)
 
-    p = sub.add_parser("bench", help="benchmarks (reports, not tests)")
+    p = sub.add_parser("bench", formatter_class=fmt, help="benchmarks (reports, not tests)",
+                       epilog="examples:\n  eie bench compiler\n  eie bench eie --quick -o "
+                              "build/bench\n  eie bench ese --model-only")
     p.add_argument("what", choices=("compiler", "eie", "ese"))
     p.add_argument("-o", "--output", default="build/bench", metavar="DIR")
     p.add_argument("--quick", action="store_true", help="smaller run for a smoke check")
@@ -284,21 +289,30 @@ def _run(args) -> None:
     elif command == "bench":
         _bench(args)
     elif command == "verilog":
-        for path in api.verilog(args.output, config_from_args(args), args.image):
+        image = None if args.image is None else api.as_image(args.image)
+        for path in api.verilog(args.output, _design_config(args, image), image):
             print(path)
     elif command == "build":
-        path = api.build(args.output, config_from_args(args), args.image, board=args.board,
-                         run=args.run)
+        image = None if args.image is None else api.as_image(args.image)
+        path = api.build(args.output, _design_config(args, image), args.image,
+                         board=args.board, run=args.run)
         print(f"wrote Vivado project {path}")
     elif command == "resources":
         print(format_report(api.resources(config_from_args(args), args.output)))
+
+
+def _design_config(args, image) -> EIEConfig:
+    """With an image the design takes the image's config: the flags given (and a
+    ``--config`` file) must agree with it; flags not given keep the image's values."""
+    return config_from_args(args, base=None if image is None else image.config)
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         _run(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, OSError) as exc:
+        # OSError: an output path that is a file, a directory, unwritable, ... (one line).
         print(f"eie {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -197,8 +197,6 @@ def test_help_lists_every_command(capsys):
         assert capsys.readouterr().out.startswith(f"usage: eie {command}")
 
 
-@pytest.mark.xfail(strict=True, reason="docs/cli.md: every subcommand has --help with "
-                   "examples; `eie demo --help` and `eie bench --help` have none")
 @pytest.mark.parametrize("command", ["demo", "bench"])
 def test_help_has_examples(command, capsys):
     with pytest.raises(SystemExit):
@@ -599,20 +597,12 @@ def test_flags_that_disagree_with_the_image(hand_image, tmp_path, capsys):
                   "(image) vs 3 (design)\n")
 
 
-@pytest.mark.xfail(strict=True, reason="docs/cli.md: only flags that disagree with the "
-                   "image are an error; `--pes 2` on a 2-PE image is refused because "
-                   "acc_depth/index_bits, never passed, keep their defaults")
 def test_flags_that_agree_with_the_image(hand_image, tmp_path, capsys):
     code, _, err = run(capsys, "verilog", "--image", hand_image, "--pes", "2",
                        "-o", tmp_path / "rtl")
     assert (code, err) == (0, "")
 
 
-@pytest.mark.xfail(strict=True, reason="an output path that is an existing file (or, for "
-                   "golden, a directory) escapes as a traceback with exit 1 instead of one "
-                   "`eie <command>: error:` line and exit 2 (main catches only ConfigError, "
-                   "ValueError and FileNotFoundError, not FileExistsError/NotADirectoryError/"
-                   "IsADirectoryError)")
 @pytest.mark.parametrize("command", ["pack", "verilog", "build", "demo", "bench",
                                      "resources", "golden"])
 def test_output_path_is_an_existing_file(command, hand_model, hand_image, tmp_path, capsys):
