@@ -38,6 +38,7 @@ from rtl import verilog as rtl_verilog
 from sim_tests import runner
 
 from . import lstm_api
+from .inputs import finite_float, read_input
 from .inspect import image_stats, lstm_image_stats
 
 __all__ = ["pack", "pack_report", "golden", "sim", "verilog", "build", "resources",
@@ -113,23 +114,13 @@ def load_input(x, n_in: int) -> np.ndarray:
     ValueError
         Not a plain numeric array, the wrong shape, or NaN/Inf values.
     """
-    what = "input"
-    if isinstance(x, (str, os.PathLike)):
-        what = str(x)
-        try:
-            x = np.load(x, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{what}: not a plain .npy array ({exc})") from None
-    x = np.asarray(x)
+    what, x = read_input(x)
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
         raise ValueError(f"{what}: input must have shape [{n_in}] or [batch, {n_in}], "
                          f"got {list(x.shape)}")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{what}: input must be numeric, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what}: input holds {int(np.sum(~np.isfinite(x)))} NaN/Inf values")
-    return x
+    return finite_float(x, what)
 
 
 def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,

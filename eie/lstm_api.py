@@ -6,7 +6,6 @@ here on the model's keys or the image's kind; nothing here parses arguments or p
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
@@ -17,6 +16,8 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_image import LSTMImage, read_lstm_image, write_lstm_image
 from golden.lstm_cycles import lstm_cycles
 from golden.lstm_model import decode_matrices, quantize_sequence, run_lstm
+
+from .inputs import finite_float, read_input
 
 __all__ = ["SATURATION_STAGES", "lstm_config", "as_lstm_image", "load_sequence",
            "pack_lstm_model", "describe_pack", "golden_lstm"]
@@ -56,14 +57,7 @@ def load_sequence(x, n_in: int) -> np.ndarray:
         Not a plain numeric array, the wrong shape, no frames (``T = 0``), an empty batch,
         or NaN/Inf values.
     """
-    what = "input"
-    if isinstance(x, (str, os.PathLike)):
-        what = str(x)
-        try:
-            x = np.load(x, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{what}: not a plain .npy array ({exc})") from None
-    x = np.asarray(x)
+    what, x = read_input(x)
     if x.ndim not in (2, 3) or x.shape[-1] != n_in:
         raise ValueError(f"{what}: input must have shape [T, {n_in}] or [batch, T, {n_in}] "
                          f"(frames of {n_in} values, batch first), got {list(x.shape)}")
@@ -73,10 +67,7 @@ def load_sequence(x, n_in: int) -> np.ndarray:
         raise ValueError(f"{what}: input has no frames (T = 0)")
     if x.ndim == 3 and x.shape[0] == 0:
         raise ValueError(f"{what}: input batch is empty")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what}: input holds {int(np.sum(~np.isfinite(x)))} NaN/Inf values")
-    return x
+    return finite_float(x, what)
 
 
 def pack_lstm_model(state, config: ESEConfig, *, density=None, bits=None, balance=False,
