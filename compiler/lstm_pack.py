@@ -24,7 +24,8 @@ from .prune import balance_prune, magnitude_prune
 from .quantize import share_weights
 from .types import DenseLayer, QuantLayer
 
-__all__ = ["CompressedLSTM", "lstm_matrices", "compress_lstm", "pack_lstm", "make_tables"]
+__all__ = ["CompressedLSTM", "lstm_matrices", "balance_per_tile", "compress_lstm", "pack_lstm",
+           "make_tables"]
 
 
 @dataclass
@@ -97,7 +98,7 @@ def lstm_matrices(spec: LSTMSpec, n_pes: int) -> tuple[list[DenseLayer], list]:
     return layers, roles
 
 
-def _balance_per_tile(layer: DenseLayer, density: float, n_pes: int, rows_per_tile: int):
+def balance_per_tile(layer: DenseLayer, density: float, n_pes: int, rows_per_tile: int):
     """ESE load-balance-aware pruning of each row tile on its own."""
     weight = layer.weight.copy()
     for start in range(0, layer.n_out, rows_per_tile):
@@ -115,7 +116,7 @@ def compress_lstm(model, config: ESEConfig, *, density: float | None = None, bit
     dense, roles = lstm_matrices(spec, n)
     if density is not None:
         if balance:
-            dense = [_balance_per_tile(d, density, n, config.channel.rows_per_tile)
+            dense = [balance_per_tile(d, density, n, config.channel.rows_per_tile)
                      for d in dense]
         else:
             dense = magnitude_prune(dense, density)

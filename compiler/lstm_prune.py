@@ -21,7 +21,7 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_layout import gate_rows, padded
 
 from .lstm_model import LSTMSpec, load_lstm
-from .lstm_pack import _balance_per_tile, lstm_matrices
+from .lstm_pack import balance_per_tile, lstm_matrices
 from .prune import density_schedule, magnitude_prune
 
 __all__ = ["lstm_masks", "apply_lstm_masks", "iterative_prune_lstm"]
@@ -60,7 +60,7 @@ def lstm_masks(model, density: float, config: ESEConfig, *,
     n = config.n_pes
     dense, roles = lstm_matrices(spec, n)
     if balance:
-        pruned = [_balance_per_tile(d, density, n, config.channel.rows_per_tile) for d in dense]
+        pruned = [balance_per_tile(d, density, n, config.channel.rows_per_tile) for d in dense]
     else:
         pruned = magnitude_prune(dense, density)
     masks = {}

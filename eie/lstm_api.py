@@ -137,8 +137,9 @@ def golden_lstm(image, x, output=None) -> dict:
     x = load_sequence(x, image.n_in)
     single = x.ndim == 2
     q_in = quantize_sequence(x if not single else x[None], image.config)
-    result = run_lstm(image, q_in, matrices=decode_matrices(image))
-    report = lstm_cycles(image, q_in)
+    matrices = decode_matrices(image)
+    result = run_lstm(image, q_in, matrices=matrices, trace=True)
+    report = lstm_cycles(image, q_in, matrices=matrices, result=result)
     per_matrix = np.array([[frame.per_matrix for frame in frames] for frames in report.frames],
                           np.int64)
     out = {

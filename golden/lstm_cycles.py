@@ -16,7 +16,7 @@ from contract.lstm_image import LSTMImage
 from contract.lstm_layout import padded
 
 from .cycle_model import PIPELINE, compute_span
-from .lstm_model import decode_matrices, run_lstm
+from .lstm_model import LSTMResult, decode_matrices, run_lstm
 
 __all__ = ["LSTM_PIPELINE", "FrameCycles", "LSTMCycleReport", "lstm_cycles"]
 
@@ -74,19 +74,26 @@ def _tile_cycles(tile, acts, queue_depth: int, pipe: dict):
 
 
 def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
-                lstm_pipeline: dict | None = None) -> LSTMCycleReport:
+                lstm_pipeline: dict | None = None, matrices=None,
+                result: LSTMResult | None = None) -> LSTMCycleReport:
     """Cycle count of every frame of every sequence (docs/ese.md, "Schedule").
 
     ``q_in`` is int [T, n_in] or [batch, T, n_in]; sequence ``b`` runs on channel
     ``b mod C``, in group ``b // C`` with the sequences on the other channels.
+    ``matrices`` (:func:`decode_matrices`) and ``result`` (``run_lstm(image, q_in,
+    trace=True)`` of the same, batched input) avoid recomputing them.
     """
     pipe = dict(PIPELINE if pipeline is None else pipeline)
     lpipe = dict(LSTM_PIPELINE if lstm_pipeline is None else lstm_pipeline)
     q_in = np.asarray(q_in)
     single = q_in.ndim == 2
     q3 = q_in[None] if single else q_in
-    matrices = decode_matrices(image)
-    result = run_lstm(image, q3, matrices=matrices, trace=True)
+    if matrices is None:
+        matrices = decode_matrices(image)
+    if result is None:
+        result = run_lstm(image, q3, matrices=matrices, trace=True)
+    elif result.trace is None or np.ndim(result.q) != 3:
+        raise ValueError("result must be a batched run_lstm(..., trace=True) of q_in")
     cfg = image.config
     n, depth, channels = cfg.n_pes, cfg.channel.queue_depth, cfg.channels
     batch, steps, width = q3.shape

@@ -116,3 +116,13 @@ def test_frame_fields_are_consistent(seed):
             assert (frame.elementwise, frame.elementwise_hidden,
                     frame.elementwise_exposed) == (12, 4, 8)
             assert frame.elementwise_hidden + frame.elementwise_exposed == frame.elementwise
+
+
+def test_a_given_golden_run_is_reused():
+    image = _lockstep_image(channels=2)
+    q = quantize_sequence(np.random.default_rng(5).normal(0, 1.0, (3, 4, 9)), image.config)
+    result = run_lstm(image, q, trace=True)
+    assert np.array_equal(lstm_cycles(image, q, result=result).cycles,
+                          lstm_cycles(image, q).cycles)
+    with pytest.raises(ValueError, match="batched run_lstm"):
+        lstm_cycles(image, q, result=run_lstm(image, q))
