@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from .errors import ConfigError
 from .host_map import HOST_DATA_BITS, MAX_HOST_DEPTH, MAX_HOST_PES, OFFSET_BITS
 
-__all__ = ["EIEConfig", "ConfigError", "clog2"]
+__all__ = ["EIEConfig", "ConfigError", "clog2", "check_fields"]
+
+
+def check_fields(cls, data, what: str) -> None:
+    """Raise ``ConfigError`` unless ``data`` is a dict whose keys are fields of the
+    dataclass ``cls`` (``what`` names it in the message)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, not {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s): {', '.join(unknown)}")
 
 
 def clog2(n: int) -> int:
@@ -190,12 +200,7 @@ class EIEConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EIEConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"config must be a JSON object, not {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        check_fields(cls, data, "config")
         try:
             return cls(**data)
         except TypeError as exc:

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .config import EIEConfig
+from .config import EIEConfig, check_fields
 from .errors import ConfigError
 
 __all__ = ["ESEConfig", "DEFAULT_CHANNEL"]
@@ -112,12 +112,7 @@ class ESEConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ESEConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"ESE config must be a JSON object, not {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown ESE config field(s): {', '.join(unknown)}")
+        check_fields(cls, data, "ESE config")
         data = dict(data)
         if "channel" in data:
             data["channel"] = EIEConfig.from_dict(data["channel"])
