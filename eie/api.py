@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from boards import vivado
 from compiler.lstm_model import is_lstm_state, load_state
 from contract.config import EIEConfig
 from contract.errors import ImageError
+from contract.host_map import HOST_DATA_BITS
 from contract.image import PackedImage
 from contract.image_read import check_config, image_kind, read_image
 from contract.image_write import FORMATS, write_image
@@ -41,8 +43,9 @@ from . import lstm_api
 from .inputs import finite_float, read_input
 from .inspect import image_stats, lstm_image_stats
 
-__all__ = ["pack", "pack_report", "golden", "sim", "verilog", "build", "resources",
-           "inspect_image", "load_input", "load_sequence", "as_image", "load_image",
+__all__ = ["pack", "pack_report", "PackWarning", "entries_per_word_that_fit", "golden", "sim",
+           "verilog", "build", "resources", "inspect_image", "load_input", "load_sequence",
+           "as_image", "load_image",
            "model_state", "is_lstm_model"]
 
 #: The one-line refusal of every RTL command given an ESE image.
@@ -123,9 +126,25 @@ def load_input(x, n_in: int) -> np.ndarray:
     return finite_float(x, what)
 
 
+class PackWarning(UserWarning):
+    """A packed MLP that is probably not what the user wanted (``eie pack`` prints these
+    as ``eie pack: warning: ...``): one-shot pruning far below 50 % density, a global
+    threshold that left a layer far below the target, a layer order that was guessed."""
+
+
+def entries_per_word_that_fit(entry_bits: int) -> list[int]:
+    """The ``entries_per_word`` values (powers of two, as the spmat reader needs) whose
+    word of ``entry_bits``-bit entries fits the 64-bit host data port, largest last."""
+    fit, epw = [], 1
+    while epw * entry_bits <= HOST_DATA_BITS:
+        fit.append(epw)
+        epw *= 2
+    return fit
+
+
 def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,
          bits=None, balance=False, scope="layer", ternary=False, final_relu=False,
-         formats=FORMATS) -> PackedImage | LSTMImage:
+         formats=FORMATS, layers=None) -> PackedImage | LSTMImage:
     """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
     and pack it for ``config``; write the image to ``output`` when given.
 
@@ -133,19 +152,28 @@ def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, den
     :class:`PackedImage`. A model with recurrent weights (``...weight_ih_l0``) packs for an
     :class:`ESEConfig` (default ``ESEConfig()``; an ``EIEConfig`` is taken as its channel,
     see ``eie.lstm_api.lstm_config``) into an :class:`LSTMImage`; ``scope``, ``ternary``
-    and ``final_relu`` do not apply to it. ``bits`` sets the (channel's) ``weight_bits``.
+    and ``final_relu`` do not apply to it. ``bits`` sets the (channel's) ``weight_bits``;
+    for an MLP, when ``config.entries_per_word`` entries of the new width no longer fit a
+    64-bit word, the largest power of two that fits is taken. ``layers`` (MLP only) is the
+    layer order by name (``compiler.model.import_model``'s ``order``). A
+    :class:`PackWarning` is issued for one-shot pruning below 50 % density, a global
+    threshold that left a layer under a quarter of the target, and a layer order taken
+    from the file when the shapes chain in more than one order.
     Nothing is written unless every step succeeds.
     """
     return pack_report(model, output, config=config, density=density, bits=bits,
                        balance=balance, scope=scope, ternary=ternary, final_relu=final_relu,
-                       formats=formats)[0]
+                       formats=formats, layers=layers)[0]
 
 
 def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = None,
                 density=None, bits=None, balance=False, scope="layer", ternary=False,
-                final_relu=False, formats=FORMATS) -> tuple[PackedImage | LSTMImage, str]:
+                final_relu=False, formats=FORMATS,
+                layers=None) -> tuple[PackedImage | LSTMImage, str]:
     """:func:`pack`, and what ``eie pack`` prints about it: for an LSTM what was pruned and
-    shared per matrix and the head order, then :func:`inspect_image` of the image."""
+    shared per matrix and the head order, then :func:`inspect_image` of the image; for an
+    MLP the layer order and where it came from, the entries per word when derived, the
+    pruning and sharing per layer, then :func:`inspect_image`."""
     # An MLP is imported again from ``model`` itself: compiler.compress reads ReLU flags
     # from a module and orders a .safetensors file's layers by name.
     state = _state_of(model)
@@ -153,6 +181,8 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
         unsupported = [name for name, value in (("scope='global'", scope != "layer"),
                                                 ("ternary", ternary),
                                                 ("final_relu", final_relu)) if value]
+        if layers is not None:
+            unsupported.append("layers")
         if unsupported:
             raise ValueError(f"{', '.join(unsupported)} do(es) not apply to LSTM models")
         if state is None:
@@ -163,16 +193,76 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
         text = lstm_api.describe_pack(image, compressed, density)
         return image, text + "\n\n" + inspect_image(image)
     config = config or EIEConfig()
-    if bits is not None:
-        config = dataclasses.replace(config, weight_bits=bits)
+    lines = []
+    if bits is not None and bits != config.weight_bits:
+        config, line = _with_weight_bits(config, bits)
+        lines += [line] if line else []
     compressed = compiler.compress(model, density=density, bits=config.weight_bits,
                                    scope=scope, balance=balance,
                                    n_pes=config.n_pes if balance else None,
-                                   ternary=ternary, final_relu=final_relu)
+                                   ternary=ternary, final_relu=final_relu, order=layers)
     image = compiler.pack(compressed.layers, config)
+    lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density, ternary)
+    for message in _pack_warnings(compressed, density, scope):
+        warnings.warn(message, PackWarning, stacklevel=3)
     if output is not None:
         write_image(image, output, formats=formats)
-    return image, inspect_image(image)
+    return image, "\n".join(lines) + "\n\n" + inspect_image(image)
+
+
+def _with_weight_bits(config: EIEConfig, bits) -> tuple[EIEConfig, str | None]:
+    """``config`` with ``weight_bits = bits``; when its ``entries_per_word`` entries no longer
+    fit a word, the largest power of two that does, and the line that says so."""
+    entry_bits = bits + config.index_bits if isinstance(bits, int) else None
+    fit = entries_per_word_that_fit(entry_bits) if entry_bits and entry_bits > 0 else []
+    if not fit or config.entries_per_word in fit:
+        return dataclasses.replace(config, weight_bits=bits), None
+    epw = fit[-1]
+    return (dataclasses.replace(config, weight_bits=bits, entries_per_word=epw),
+            f"entries per word: {epw} ({config.entries_per_word} entries of {entry_bits} bits "
+            f"do not fit a {HOST_DATA_BITS}-bit word)")
+
+
+def _order_line(compressed) -> str:
+    names = ", ".join(layer.name for layer in compressed.layers)
+    note = f"; the forward pass could not be traced ({compressed.order_note})" \
+        if compressed.order_note else ""
+    return f"layers (from {compressed.order_source}{note}): {names}"
+
+
+def _compression_lines(compressed, density, ternary: bool) -> list[str]:
+    how = ("a ternary codebook {0, -Wn, +Wp}" if ternary else
+           f"k-means, up to {len(compressed.layers[0].codebook) - 1} values per layer")
+    pruned = ("nothing pruned (no density given)" if density is None else
+              f"pruned to density {density:g} in one shot (no retraining)")
+    per_layer = ", ".join(f"{s['name']} {s['rms_error']:.4g}" for s in compressed.stats)
+    return [f"{pruned}; weights shared by {how}",
+            f"RMS sharing error per layer: {per_layer}"]
+
+
+def _pack_warnings(compressed, density, scope: str) -> list[str]:
+    out = []
+    if compressed.order_ambiguous:
+        out.append(f"the layer shapes chain in more than one order; the order was taken "
+                   f"from {compressed.order_source}; set it with --layers a,b,c (Python: "
+                   f"layers=[...])")
+    if density is None:
+        return out
+    stats = compressed.stats
+    low = [s for s in stats if s["density"] < 0.5 and s["density"] < s["source_density"]]
+    if low:
+        which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in low)
+        out.append(f"one-shot pruning without retraining left layer(s) under 50% density "
+                   f"({which}), which usually costs accuracy; prune while retraining with "
+                   f"compiler.iterative_prune (docs/compression.md)")
+    if scope == "global":
+        far = [s for s in stats if s["density"] < density / 4]
+        if far:
+            which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in far)
+            out.append(f"global pruning left layer(s) under a quarter of the {density:g} "
+                       f"target ({which}); use per-layer pruning (--scope layer) to keep "
+                       f"each layer at the target")
+    return out
 
 
 def _inputs(image, x):
