@@ -144,7 +144,7 @@ def entries_per_word_that_fit(entry_bits: int) -> list[int]:
 
 def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,
          bits=None, balance=False, scope="layer", ternary=False, final_relu=False,
-         formats=FORMATS, layers=None) -> PackedImage | LSTMImage:
+         formats=FORMATS, layers=None, data=None) -> PackedImage | LSTMImage:
     """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
     and pack it for ``config``; write the image to ``output`` when given.
 
@@ -158,18 +158,23 @@ def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, den
     layer order by name (``compiler.model.import_model``'s ``order``). A
     :class:`PackWarning` is issued for one-shot pruning below 50 % density, a global
     threshold that left a layer under a quarter of the target, and a layer order taken
-    from the file when the shapes chain in more than one order.
+    from the file when the shapes chain in more than one order. ``data`` (MLP only; a
+    ``.npz`` path or a mapping with arrays ``x`` ``[N, n_in]`` and integer class labels
+    ``y`` ``[N]``): with ``density``, prune while retraining on a training split
+    (``compiler.iterative_prune``, 3 steps, ``compiler.classifier_train_fn``) instead of
+    one shot; in any case report the held-out accuracy of float, compressed float and
+    golden (:func:`pack_report`'s text).
     Nothing is written unless every step succeeds.
     """
     return pack_report(model, output, config=config, density=density, bits=bits,
                        balance=balance, scope=scope, ternary=ternary, final_relu=final_relu,
-                       formats=formats, layers=layers)[0]
+                       formats=formats, layers=layers, data=data)[0]
 
 
 def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = None,
                 density=None, bits=None, balance=False, scope="layer", ternary=False,
-                final_relu=False, formats=FORMATS,
-                layers=None) -> tuple[PackedImage | LSTMImage, str]:
+                final_relu=False, formats=FORMATS, layers=None,
+                data=None) -> tuple[PackedImage | LSTMImage, str]:
     """:func:`pack`, and what ``eie pack`` prints about it: for an LSTM what was pruned and
     shared per matrix and the head order, then :func:`inspect_image` of the image; for an
     MLP the layer order and where it came from, the entries per word when derived, the
@@ -183,6 +188,8 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
                                                 ("final_relu", final_relu)) if value]
         if layers is not None:
             unsupported.append("layers")
+        if data is not None:
+            unsupported.append("data")
         if unsupported:
             raise ValueError(f"{', '.join(unsupported)} do(es) not apply to LSTM models")
         if state is None:
@@ -197,17 +204,114 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
     if bits is not None and bits != config.weight_bits:
         config, line = _with_weight_bits(config, bits)
         lines += [line] if line else []
-    compressed = compiler.compress(model, density=density, bits=config.weight_bits,
-                                   scope=scope, balance=balance,
-                                   n_pes=config.n_pes if balance else None,
-                                   ternary=ternary, final_relu=final_relu, order=layers)
-    image = compiler.pack(compressed.layers, config)
-    lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density, ternary)
-    for message in _pack_warnings(compressed, density, scope):
+    if data is None:
+        compressed = compiler.compress(model, density=density, bits=config.weight_bits,
+                                       scope=scope, balance=balance,
+                                       n_pes=config.n_pes if balance else None,
+                                       ternary=ternary, final_relu=final_relu, order=layers)
+        image = compiler.pack(compressed.layers, config)
+        lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density,
+                                                                       ternary)
+    else:
+        image, compressed, data_lines = _pack_with_data(
+            model, data, config, density=density, scope=scope, balance=balance,
+            ternary=ternary, final_relu=final_relu, layers=layers)
+        lines = [_order_line(compressed)] + lines + data_lines
+    retrained = data is not None
+    for message in _pack_warnings(compressed, None if retrained else density, scope):
         warnings.warn(message, PackWarning, stacklevel=3)
     if output is not None:
         write_image(image, output, formats=formats)
     return image, "\n".join(lines) + "\n\n" + inspect_image(image)
+
+
+#: Held-out share of ``eie pack --data`` and the prune-and-retrain schedule it uses.
+DATA_HOLDOUT = 0.2
+DATA_STEPS = 3
+DATA_EPOCHS = 5
+
+
+def _read_data(data) -> tuple[str, np.ndarray, np.ndarray]:
+    """The name for messages, ``x`` (float64 ``[N, n_in]``) and ``y`` (int64 class labels
+    ``[N]``) of a ``.npz`` path (no pickles) or a mapping."""
+    what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            with np.load(data, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files if key in ("x", "y")}
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{what}: not a readable .npz file of plain arrays ({exc})") \
+                from None
+    missing = [key for key in ("x", "y") if key not in data]
+    if missing:
+        raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
+    x, y = np.asarray(data["x"]), np.asarray(data["y"])
+    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
+        raise ValueError(f"{what}: x must be [N, n_in] and y [N] with N >= 2, got x "
+                         f"{list(x.shape)} and y {list(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise ValueError(f"{what}: y must hold class labels (non-negative integers), got "
+                         f"dtype {y.dtype}; regression targets are not supported yet")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what}: x must be numeric, got dtype {x.dtype}")
+    return what, finite_float(x, f"{what}: x"), y.astype(np.int64)
+
+
+def _pack_with_data(model, data, config, *, density, scope, balance, ternary, final_relu,
+                    layers):
+    """Prune while retraining (with ``density``) or not, pack, and the lines that report
+    it with the held-out accuracy of float, compressed float and golden."""
+    import torch
+
+    what, x, y = _read_data(data)
+    imported = compiler.model.import_model(model, final_relu=final_relu, order=layers)
+    source = imported.layers
+    if x.shape[1] != source[0].n_in:
+        raise ValueError(f"{what}: x has {x.shape[1]} features, the model takes "
+                         f"{source[0].n_in}")
+    if y.max() >= source[-1].n_out:
+        raise ValueError(f"{what}: label {int(y.max())} needs at least {int(y.max()) + 1} "
+                         f"outputs, the model has {source[-1].n_out}")
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = max(1, round(DATA_HOLDOUT * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    if density is None:
+        pruned, how = source, "nothing pruned (no density given), not retrained"
+    else:
+        train_fn = compiler.classifier_train_fn(x[train], y[train], epochs=DATA_EPOCHS)
+        pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=train_fn,
+                                          scope=scope, balance=balance,
+                                          n_pes=config.n_pes if balance else None)
+        how = (f"pruned to density {density:g} while retraining ({DATA_STEPS} steps of "
+               f"{DATA_EPOCHS} epochs on {len(train)} samples)")
+    for layer, src in zip(pruned, source, strict=True):
+        layer.relu = src.relu
+    compressed = compiler.compress(pruned, bits=config.weight_bits, ternary=ternary)
+    compressed.source = source
+    compressed.order_source = imported.order_source
+    compressed.order_ambiguous = imported.ambiguous
+    compressed.order_note = imported.note
+    image = compiler.pack(compressed.layers, config)
+
+    x_test = torch.from_numpy(x[test].astype(np.float32))
+
+    def accuracy(scores) -> float:
+        return float(np.mean(np.argmax(np.asarray(scores), axis=1) == y[test]))
+
+    with torch.no_grad():
+        float_acc = accuracy(compiler.layers_to_torch(source)(x_test).numpy())
+        shared_acc = accuracy(compressed.to_torch()(x_test).numpy())
+    q = golden_model.run(image, golden_model.quantize_input(x[test], image.config)).q
+    golden_acc = accuracy(golden_model.dequantize(np.asarray(q), image.config))
+    codebook = ("a ternary codebook {0, -Wn, +Wp}" if ternary else
+                f"k-means, up to {len(compressed.layers[0].codebook) - 1} values per layer")
+    per_layer = ", ".join(f"{s['name']} {s['density']:.3f}/{s['rms_error']:.4g}"
+                          for s in compressed.stats)
+    return image, compressed, [
+        f"{how}; weights shared by {codebook}",
+        f"per layer density/RMS sharing error: {per_layer}",
+        f"held-out accuracy ({n_test} of {len(x)} samples): float {float_acc:.4f}, "
+        f"compressed float {shared_acc:.4f}, golden {golden_acc:.4f}"]
 
 
 def _with_weight_bits(config: EIEConfig, bits) -> tuple[EIEConfig, str | None]:

@@ -151,6 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", metavar="A,B,C", default=None,
                    help="MLP layer order by name (as in the state_dict, without .weight); "
                         "default: the file's order (.safetensors: its eie.layers metadata)")
+    p.add_argument("--data", metavar="D.npz", default=None,
+                   help="MLP: arrays x [N, n_in] and class labels y [N]; with --density "
+                        "prune while retraining; report held-out float / compressed float "
+                        "/ golden accuracy")
     add_config_flags(p)
     add_lstm_flags(p)
 
@@ -234,6 +238,8 @@ def _pack(args) -> None:
                                        ("--final-relu", args.final_relu)) if on]
         if args.layers is not None:
             wrong.append("--layers")
+        if args.data is not None:
+            wrong.append("--data")
         if wrong:
             raise ValueError(f"{', '.join(wrong)} do(es) not apply to LSTM models")
         bits = args.bits
@@ -250,7 +256,7 @@ def _pack(args) -> None:
                                   density=args.density, bits=bits, balance=args.balance,
                                   scope=args.scope, ternary=args.ternary,
                                   final_relu=args.final_relu, formats=args.formats,
-                                  layers=args.layers)
+                                  layers=args.layers, data=args.data)
     for warning in caught:
         if issubclass(warning.category, api.PackWarning):
             print(f"eie pack: warning: {warning.message}", file=sys.stderr)

@@ -172,3 +172,71 @@ def test_api_issues_pack_warnings(model):
     with warnings.catch_warnings():
         warnings.simplefilter("error", eie.api.PackWarning)
         eie.pack(model, config=EIEConfig(n_pes=2), density=0.6)
+
+
+# ---- --data: prune while retraining, held-out accuracy ---------------------------------
+
+@pytest.fixture
+def labelled(tmp_path):
+    """A random 8-16-3 MLP and 200 inputs labelled by the model itself (so the float
+    model's accuracy is 1 by construction)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    with torch.no_grad():
+        y = net(torch.from_numpy(x)).argmax(dim=1).numpy()
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    return tmp_path / "net.pt", tmp_path / "d.npz"
+
+
+HELD_OUT = (r"held-out accuracy \(40 of 200 samples\): float 1\.0000, compressed float "
+            r"(\d\.\d{4}), golden (\d\.\d{4})")
+
+
+def test_data_without_density_reports_held_out_accuracy(labelled, tmp_path, capsys):
+    model, data = labelled
+    code, out, err = _run(capsys, "pack", model, "-o", tmp_path / "img", "--data", data)
+    assert code == 0 and "eie pack: warning" not in err
+    lines = out.splitlines()
+    assert lines[1] == ("nothing pruned (no density given), not retrained; weights shared by "
+                        "k-means, up to 15 values per layer")
+    assert re.fullmatch(r"per layer density/RMS sharing error: 0 1\.000/\S+, 2 1\.000/\S+",
+                        lines[2])
+    assert re.fullmatch(HELD_OUT, lines[3])
+
+
+def test_data_with_density_retrains_instead_of_warning(labelled, tmp_path, capsys):
+    model, data = labelled
+    code, out, err = _run(capsys, "pack", model, "-o", tmp_path / "img", "--data", data,
+                          "--density", "0.3")
+    assert code == 0 and "eie pack: warning" not in err
+    lines = out.splitlines()
+    assert lines[1] == ("pruned to density 0.3 while retraining (3 steps of 5 epochs on 160 "
+                        "samples); weights shared by k-means, up to 15 values per layer")
+    # 0.3 of 128 -> 38 (0.297), of 48 -> 14 (0.292)
+    assert re.fullmatch(r"per layer density/RMS sharing error: 0 0\.297/\S+, 2 0\.292/\S+",
+                        lines[2])
+    assert re.fullmatch(HELD_OUT, lines[3])
+    manifest = json.loads((tmp_path / "img" / "manifest.json").read_text())
+    assert [layer["nnz"] for layer in manifest["layers"]] == [38, 14]
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"x": np.zeros((4, 8))}, "needs arrays x and y; missing y"),
+    ({"x": np.zeros((4, 8)), "y": np.zeros(4)},
+     "y must hold class labels (non-negative integers), got dtype float64; regression "
+     "targets are not supported yet"),
+    ({"x": np.zeros((4, 7)), "y": np.zeros(4, int)}, "x has 7 features, the model takes 8"),
+    ({"x": np.zeros((4, 8)), "y": np.array([0, 1, 2, 3])},
+     "label 3 needs at least 4 outputs, the model has 3"),
+    ({"x": np.zeros((4, 8)), "y": np.zeros(3, int)},
+     "x must be [N, n_in] and y [N] with N >= 2, got x [4, 8] and y [3]"),
+])
+def test_bad_data_is_one_line_and_writes_nothing(labelled, tmp_path, capsys, arrays, message):
+    model, _ = labelled
+    np.savez(tmp_path / "bad.npz", **arrays)
+    code, out, err = _run(capsys, "pack", model, "-o", tmp_path / "img", "--data",
+                          tmp_path / "bad.npz", "--density", "0.5")
+    assert (code, out, err) == (2, "", f"eie pack: error: {tmp_path / 'bad.npz'}: {message}\n")
+    assert not (tmp_path / "img").exists()
