@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import layers_to_torch, load_model
+from .model import import_model, layers_to_torch
 from .prune import balance_prune, magnitude_prune
 from .quantize import share_weights, ternarize
 from .types import DenseLayer, QuantLayer
@@ -28,11 +28,21 @@ class Compressed:
         Per layer: ``name``, ``n_in``, ``n_out``, ``nnz``, ``density`` (after compression),
         ``source_density`` (as imported), ``distinct`` (distinct non-zero shared values in
         use) and ``rms_error`` (RMS of shared minus pruned weight over the survivors).
+    order_source : str
+        Where the layer order came from (``compiler.model.ModelImport.order_source``).
+    order_ambiguous : bool
+        The order was taken from the file (or list, or registration order) and the layer
+        shapes chain in more than one order: it may not be the forward order.
+    order_note : str or None
+        Why a module's forward pass could not be traced, if it could not.
     """
 
     layers: list[QuantLayer]
     source: list[DenseLayer]
     stats: list[dict] = field(default_factory=list)
+    order_source: str = "the list's order"
+    order_ambiguous: bool = False
+    order_note: str | None = None
 
     def to_torch(self, dtype=None):
         """Float ``nn.Sequential`` (float32 by default): each Linear holds the shared
@@ -50,7 +60,7 @@ class Compressed:
 
 def compress(model, density: float | None = None, bits: int = 4, scope: str = "layer",
              balance: bool = False, n_pes: int | None = None, ternary: bool = False,
-             relu=None, seed: int = 0, final_relu: bool = False) -> Compressed:
+             relu=None, seed: int = 0, final_relu: bool = False, order=None) -> Compressed:
     """Import, prune and weight-share an MLP.
 
     Parameters
@@ -78,6 +88,8 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
         Passed to the weight-sharing stage (k-means with linear init is deterministic).
     final_relu : bool
         ReLU after the last layer too (see :func:`compiler.load_model`).
+    order : list of str, optional
+        The layer order by name (see :func:`compiler.model.import_model`).
 
     Raises
     ------
@@ -93,7 +105,8 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
             raise ValueError("balance=True requires n_pes")
         if scope != "layer":
             raise ValueError("balance=True prunes per layer; scope must be 'layer'")
-    source = load_model(model, relu=relu, final_relu=final_relu)
+    imported = import_model(model, relu=relu, final_relu=final_relu, order=order)
+    source = imported.layers
     if density is None:
         pruned = source
     elif balance:
@@ -105,7 +118,9 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
     else:
         layers = [share_weights(layer, bits=bits, seed=seed) for layer in pruned]
     stats = [_layer_stats(src, p, q) for src, p, q in zip(source, pruned, layers, strict=True)]
-    return Compressed(layers=layers, source=source, stats=stats)
+    return Compressed(layers=layers, source=source, stats=stats,
+                      order_source=imported.order_source, order_ambiguous=imported.ambiguous,
+                      order_note=imported.note)
 
 
 def _layer_stats(source: DenseLayer, pruned: DenseLayer, quant: QuantLayer) -> dict:

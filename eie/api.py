@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from boards import vivado
 from compiler.lstm_model import is_lstm_state, load_state
 from contract.config import EIEConfig
 from contract.errors import ImageError
+from contract.host_map import HOST_DATA_BITS
 from contract.image import PackedImage
 from contract.image_read import check_config, image_kind, read_image
 from contract.image_write import FORMATS, write_image
@@ -41,8 +43,9 @@ from . import lstm_api
 from .inputs import finite_float, read_input
 from .inspect import image_stats, lstm_image_stats
 
-__all__ = ["pack", "pack_report", "golden", "sim", "verilog", "build", "resources",
-           "inspect_image", "load_input", "load_sequence", "as_image", "load_image",
+__all__ = ["pack", "pack_report", "PackWarning", "entries_per_word_that_fit", "golden", "sim",
+           "verilog", "build", "resources", "inspect_image", "load_input", "load_sequence",
+           "as_image", "load_image",
            "model_state", "is_lstm_model"]
 
 #: The one-line refusal of every RTL command given an ESE image.
@@ -123,9 +126,25 @@ def load_input(x, n_in: int) -> np.ndarray:
     return finite_float(x, what)
 
 
+class PackWarning(UserWarning):
+    """A packed MLP that is probably not what the user wanted (``eie pack`` prints these
+    as ``eie pack: warning: ...``): one-shot pruning far below 50 % density, a global
+    threshold that left a layer far below the target, a layer order that was guessed."""
+
+
+def entries_per_word_that_fit(entry_bits: int) -> list[int]:
+    """The ``entries_per_word`` values (powers of two, as the spmat reader needs) whose
+    word of ``entry_bits``-bit entries fits the 64-bit host data port, largest last."""
+    fit, epw = [], 1
+    while epw * entry_bits <= HOST_DATA_BITS:
+        fit.append(epw)
+        epw *= 2
+    return fit
+
+
 def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,
          bits=None, balance=False, scope="layer", ternary=False, final_relu=False,
-         formats=FORMATS) -> PackedImage | LSTMImage:
+         formats=FORMATS, layers=None, data=None) -> PackedImage | LSTMImage:
     """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
     and pack it for ``config``; write the image to ``output`` when given.
 
@@ -133,19 +152,33 @@ def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, den
     :class:`PackedImage`. A model with recurrent weights (``...weight_ih_l0``) packs for an
     :class:`ESEConfig` (default ``ESEConfig()``; an ``EIEConfig`` is taken as its channel,
     see ``eie.lstm_api.lstm_config``) into an :class:`LSTMImage`; ``scope``, ``ternary``
-    and ``final_relu`` do not apply to it. ``bits`` sets the (channel's) ``weight_bits``.
+    and ``final_relu`` do not apply to it. ``bits`` sets the (channel's) ``weight_bits``;
+    for an MLP, when ``config.entries_per_word`` entries of the new width no longer fit a
+    64-bit word, the largest power of two that fits is taken. ``layers`` (MLP only) is the
+    layer order by name (``compiler.model.import_model``'s ``order``). A
+    :class:`PackWarning` is issued for one-shot pruning below 50 % density, a global
+    threshold that left a layer under a quarter of the target, and a layer order taken
+    from the file when the shapes chain in more than one order. ``data`` (MLP only; a
+    ``.npz`` path or a mapping with arrays ``x`` ``[N, n_in]`` and integer class labels
+    ``y`` ``[N]``): with ``density``, prune while retraining on a training split
+    (``compiler.iterative_prune``, 3 steps, ``compiler.classifier_train_fn``) instead of
+    one shot; in any case report the held-out accuracy of float, compressed float and
+    golden (:func:`pack_report`'s text).
     Nothing is written unless every step succeeds.
     """
     return pack_report(model, output, config=config, density=density, bits=bits,
                        balance=balance, scope=scope, ternary=ternary, final_relu=final_relu,
-                       formats=formats)[0]
+                       formats=formats, layers=layers, data=data)[0]
 
 
 def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = None,
                 density=None, bits=None, balance=False, scope="layer", ternary=False,
-                final_relu=False, formats=FORMATS) -> tuple[PackedImage | LSTMImage, str]:
+                final_relu=False, formats=FORMATS, layers=None,
+                data=None) -> tuple[PackedImage | LSTMImage, str]:
     """:func:`pack`, and what ``eie pack`` prints about it: for an LSTM what was pruned and
-    shared per matrix and the head order, then :func:`inspect_image` of the image."""
+    shared per matrix and the head order, then :func:`inspect_image` of the image; for an
+    MLP the layer order and where it came from, the entries per word when derived, the
+    pruning and sharing per layer, then :func:`inspect_image`."""
     # An MLP is imported again from ``model`` itself: compiler.compress reads ReLU flags
     # from a module and orders a .safetensors file's layers by name.
     state = _state_of(model)
@@ -153,6 +186,10 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
         unsupported = [name for name, value in (("scope='global'", scope != "layer"),
                                                 ("ternary", ternary),
                                                 ("final_relu", final_relu)) if value]
+        if layers is not None:
+            unsupported.append("layers")
+        if data is not None:
+            unsupported.append("data")
         if unsupported:
             raise ValueError(f"{', '.join(unsupported)} do(es) not apply to LSTM models")
         if state is None:
@@ -163,16 +200,173 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
         text = lstm_api.describe_pack(image, compressed, density)
         return image, text + "\n\n" + inspect_image(image)
     config = config or EIEConfig()
-    if bits is not None:
-        config = dataclasses.replace(config, weight_bits=bits)
-    compressed = compiler.compress(model, density=density, bits=config.weight_bits,
-                                   scope=scope, balance=balance,
-                                   n_pes=config.n_pes if balance else None,
-                                   ternary=ternary, final_relu=final_relu)
-    image = compiler.pack(compressed.layers, config)
+    lines = []
+    if bits is not None and bits != config.weight_bits:
+        config, line = _with_weight_bits(config, bits)
+        lines += [line] if line else []
+    if data is None:
+        compressed = compiler.compress(model, density=density, bits=config.weight_bits,
+                                       scope=scope, balance=balance,
+                                       n_pes=config.n_pes if balance else None,
+                                       ternary=ternary, final_relu=final_relu, order=layers)
+        image = compiler.pack(compressed.layers, config)
+        lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density,
+                                                                       ternary)
+    else:
+        image, compressed, data_lines = _pack_with_data(
+            model, data, config, density=density, scope=scope, balance=balance,
+            ternary=ternary, final_relu=final_relu, layers=layers)
+        lines = [_order_line(compressed)] + lines + data_lines
+    retrained = data is not None
+    for message in _pack_warnings(compressed, None if retrained else density, scope):
+        warnings.warn(message, PackWarning, stacklevel=3)
     if output is not None:
         write_image(image, output, formats=formats)
-    return image, inspect_image(image)
+    return image, "\n".join(lines) + "\n\n" + inspect_image(image)
+
+
+#: Held-out share of ``eie pack --data`` and the prune-and-retrain schedule it uses.
+DATA_HOLDOUT = 0.2
+DATA_STEPS = 3
+DATA_EPOCHS = 5
+
+
+def _read_data(data) -> tuple[str, np.ndarray, np.ndarray]:
+    """The name for messages, ``x`` (float64 ``[N, n_in]``) and ``y`` (int64 class labels
+    ``[N]``) of a ``.npz`` path (no pickles) or a mapping."""
+    what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            with np.load(data, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files if key in ("x", "y")}
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{what}: not a readable .npz file of plain arrays ({exc})") \
+                from None
+    missing = [key for key in ("x", "y") if key not in data]
+    if missing:
+        raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
+    x, y = np.asarray(data["x"]), np.asarray(data["y"])
+    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
+        raise ValueError(f"{what}: x must be [N, n_in] and y [N] with N >= 2, got x "
+                         f"{list(x.shape)} and y {list(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise ValueError(f"{what}: y must hold class labels (non-negative integers), got "
+                         f"dtype {y.dtype}; regression targets are not supported yet")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{what}: x must be numeric, got dtype {x.dtype}")
+    return what, finite_float(x, f"{what}: x"), y.astype(np.int64)
+
+
+def _pack_with_data(model, data, config, *, density, scope, balance, ternary, final_relu,
+                    layers):
+    """Prune while retraining (with ``density``) or not, pack, and the lines that report
+    it with the held-out accuracy of float, compressed float and golden."""
+    import torch
+
+    what, x, y = _read_data(data)
+    imported = compiler.model.import_model(model, final_relu=final_relu, order=layers)
+    source = imported.layers
+    if x.shape[1] != source[0].n_in:
+        raise ValueError(f"{what}: x has {x.shape[1]} features, the model takes "
+                         f"{source[0].n_in}")
+    if y.max() >= source[-1].n_out:
+        raise ValueError(f"{what}: label {int(y.max())} needs at least {int(y.max()) + 1} "
+                         f"outputs, the model has {source[-1].n_out}")
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = max(1, round(DATA_HOLDOUT * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    if density is None:
+        pruned, how = source, "nothing pruned (no density given), not retrained"
+    else:
+        train_fn = compiler.classifier_train_fn(x[train], y[train], epochs=DATA_EPOCHS)
+        pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=train_fn,
+                                          scope=scope, balance=balance,
+                                          n_pes=config.n_pes if balance else None)
+        how = (f"pruned to density {density:g} while retraining ({DATA_STEPS} steps of "
+               f"{DATA_EPOCHS} epochs on {len(train)} samples)")
+    for layer, src in zip(pruned, source, strict=True):
+        layer.relu = src.relu
+    compressed = compiler.compress(pruned, bits=config.weight_bits, ternary=ternary)
+    compressed.source = source
+    compressed.order_source = imported.order_source
+    compressed.order_ambiguous = imported.ambiguous
+    compressed.order_note = imported.note
+    image = compiler.pack(compressed.layers, config)
+
+    x_test = torch.from_numpy(x[test].astype(np.float32))
+
+    def accuracy(scores) -> float:
+        return float(np.mean(np.argmax(np.asarray(scores), axis=1) == y[test]))
+
+    with torch.no_grad():
+        float_acc = accuracy(compiler.layers_to_torch(source)(x_test).numpy())
+        shared_acc = accuracy(compressed.to_torch()(x_test).numpy())
+    q = golden_model.run(image, golden_model.quantize_input(x[test], image.config)).q
+    golden_acc = accuracy(golden_model.dequantize(np.asarray(q), image.config))
+    codebook = ("a ternary codebook {0, -Wn, +Wp}" if ternary else
+                f"k-means, up to {len(compressed.layers[0].codebook) - 1} values per layer")
+    per_layer = ", ".join(f"{s['name']} {s['density']:.3f}/{s['rms_error']:.4g}"
+                          for s in compressed.stats)
+    return image, compressed, [
+        f"{how}; weights shared by {codebook}",
+        f"per layer density/RMS sharing error: {per_layer}",
+        f"held-out accuracy ({n_test} of {len(x)} samples): float {float_acc:.4f}, "
+        f"compressed float {shared_acc:.4f}, golden {golden_acc:.4f}"]
+
+
+def _with_weight_bits(config: EIEConfig, bits) -> tuple[EIEConfig, str | None]:
+    """``config`` with ``weight_bits = bits``; when its ``entries_per_word`` entries no longer
+    fit a word, the largest power of two that does, and the line that says so."""
+    entry_bits = bits + config.index_bits if isinstance(bits, int) else None
+    fit = entries_per_word_that_fit(entry_bits) if entry_bits and entry_bits > 0 else []
+    if not fit or config.entries_per_word in fit:
+        return dataclasses.replace(config, weight_bits=bits), None
+    epw = fit[-1]
+    return (dataclasses.replace(config, weight_bits=bits, entries_per_word=epw),
+            f"entries per word: {epw} ({config.entries_per_word} entries of {entry_bits} bits "
+            f"do not fit a {HOST_DATA_BITS}-bit word)")
+
+
+def _order_line(compressed) -> str:
+    names = ", ".join(layer.name for layer in compressed.layers)
+    note = f"; the forward pass could not be traced ({compressed.order_note})" \
+        if compressed.order_note else ""
+    return f"layers (from {compressed.order_source}{note}): {names}"
+
+
+def _compression_lines(compressed, density, ternary: bool) -> list[str]:
+    how = ("a ternary codebook {0, -Wn, +Wp}" if ternary else
+           f"k-means, up to {len(compressed.layers[0].codebook) - 1} values per layer")
+    pruned = ("nothing pruned (no density given)" if density is None else
+              f"pruned to density {density:g} in one shot (no retraining)")
+    per_layer = ", ".join(f"{s['name']} {s['rms_error']:.4g}" for s in compressed.stats)
+    return [f"{pruned}; weights shared by {how}",
+            f"RMS sharing error per layer: {per_layer}"]
+
+
+def _pack_warnings(compressed, density, scope: str) -> list[str]:
+    out = []
+    if compressed.order_ambiguous:
+        out.append(f"the layer shapes chain in more than one order; the order was taken "
+                   f"from {compressed.order_source}; set it with --layers a,b,c (Python: "
+                   f"layers=[...])")
+    if density is None:
+        return out
+    stats = compressed.stats
+    low = [s for s in stats if s["density"] < 0.5 and s["density"] < s["source_density"]]
+    if low:
+        which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in low)
+        out.append(f"one-shot pruning without retraining left layer(s) under 50% density "
+                   f"({which}), which usually costs accuracy; prune while retraining with "
+                   f"compiler.iterative_prune (docs/compression.md)")
+    if scope == "global":
+        far = [s for s in stats if s["density"] < density / 4]
+        if far:
+            which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in far)
+            out.append(f"global pruning left layer(s) under a quarter of the {density:g} "
+                       f"target ({which}); use per-layer pruning (--scope layer) to keep "
+                       f"each layer at the target")
+    return out
 
 
 def _inputs(image, x):

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--final-relu", action="store_true", help="ReLU after the last layer too")
     p.add_argument("--formats", type=_formats, default=FORMATS,
                    help="comma list of mem,coe,bin (default all)")
+    p.add_argument("--layers", metavar="A,B,C", default=None,
+                   help="MLP layer order by name (as in the state_dict, without .weight); "
+                        "default: the file's order (.safetensors: its eie.layers metadata)")
+    p.add_argument("--data", metavar="D.npz", default=None,
+                   help="MLP: arrays x [N, n_in] and class labels y [N]; with --density "
+                        "prune while retraining; report held-out float / compressed float "
+                        "/ golden accuracy")
     add_config_flags(p)
     add_lstm_flags(p)
 
@@ -228,19 +236,62 @@ def _pack(args) -> None:
         wrong = [flag for flag, on in (("--scope global", args.scope != "layer"),
                                        ("--ternary", args.ternary),
                                        ("--final-relu", args.final_relu)) if on]
+        if args.layers is not None:
+            wrong.append("--layers")
+        if args.data is not None:
+            wrong.append("--data")
         if wrong:
             raise ValueError(f"{', '.join(wrong)} do(es) not apply to LSTM models")
+        bits = args.bits
     else:
         if ese_flags:
             raise ValueError(f"{', '.join(ese_flags)} apply to LSTM models only; {args.model} "
                              f"holds no recurrent weights (weight_ih_l0)")
-        config = config_from_args(args)
-    _, text = api.pack_report(args.model, args.output, config=config, density=args.density,
-                              bits=args.bits, balance=args.balance, scope=args.scope,
-                              ternary=args.ternary, final_relu=args.final_relu,
-                              formats=args.formats)
+        config, bits = _mlp_pack_config(args)
+    if args.balance and args.density is None:
+        raise ValueError("--balance needs --density (the density to prune to)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", api.PackWarning)
+        _, text = api.pack_report(args.model, args.output, config=config,
+                                  density=args.density, bits=bits, balance=args.balance,
+                                  scope=args.scope, ternary=args.ternary,
+                                  final_relu=args.final_relu, formats=args.formats,
+                                  layers=args.layers, data=args.data)
+    for warning in caught:
+        if issubclass(warning.category, api.PackWarning):
+            print(f"eie pack: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     print(text)
     print(f"wrote {args.output}")
+
+
+def _mlp_pack_config(args) -> tuple[EIEConfig, None]:
+    """The EIEConfig of an MLP ``eie pack``: ``--bits`` is ``--weight-bits`` (both given
+    must agree), and ``--entries-per-word``, when not given, becomes the largest power of
+    two whose word fits 64 bits if the configured one does not (the note is printed)."""
+    flag_bits = args.cfg_weight_bits
+    if args.bits is not None and flag_bits is not None and args.bits != flag_bits:
+        raise ValueError(f"--bits {args.bits} and --weight-bits {flag_bits} disagree "
+                         f"(--bits sets --weight-bits; give one)")
+    if args.bits is not None:
+        args.cfg_weight_bits = args.bits
+    base = EIEConfig.load(args.config) if getattr(args, "config", None) else EIEConfig()
+    fields = {**base.to_dict(), **_overrides(args, EIEConfig, "cfg_")}
+    entry_bits = fields["weight_bits"] + fields["index_bits"]
+    fit = api.entries_per_word_that_fit(entry_bits) if entry_bits > 0 else []
+    if fit and fields["entries_per_word"] not in fit:
+        if args.cfg_entries_per_word is not None:
+            raise ValueError(
+                f"--entries-per-word {fields['entries_per_word']}: that many entries of "
+                f"{entry_bits} bits do not fit a 64-bit word; values that fit: "
+                f"{', '.join(map(str, fit))}")
+        print(f"entries per word: {fit[-1]} ({fields['entries_per_word']} entries of "
+              f"{entry_bits} bits do not fit a 64-bit word; set --entries-per-word to "
+              f"choose)")
+        args.cfg_entries_per_word = fit[-1]
+    return config_from_args(args), None
 
 
 def _golden(args) -> None:
