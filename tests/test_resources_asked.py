@@ -99,3 +99,24 @@ def test_cli_pes_3_synthesises_n3(tmp_path, capsys):
     assert saved["arrays"]["2"]["lut"] < lut
     assert "array N=3 (projected)" not in captured.out
     assert any(line.startswith("array N=64 (projected)") for line in lines)
+
+
+def test_plot_against_n(monkeypatch, tmp_path):
+    """``-o DIR`` also writes ``resources.png`` (each resource as a share of the KU060
+    against N); the report names it, and it can be redrawn from resources.json."""
+    monkeypatch.setattr(res, "_run", fake_run)
+    result = res.estimate(EIEConfig(n_pes=8), out_dir=tmp_path)
+    png = tmp_path / "resources.png"
+    assert result["plot"] == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {png}" in res.format_report(result)
+    saved = json.loads((tmp_path / "resources.json").read_text())
+    again = res.plot(saved, tmp_path / "again.png")
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_plot_for_one_design(monkeypatch, tmp_path):
+    monkeypatch.setattr(res, "_run", fake_run)
+    result = res.estimate(EIEConfig(n_pes=2), top="pe", out_dir=tmp_path)
+    assert "plot" not in result and not (tmp_path / "resources.png").exists()
+    assert (tmp_path / "resources.json").is_file()
