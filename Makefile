@@ -4,15 +4,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The CPU build of torch 2.13.0 lies on disk here; without it pip would fetch a CUDA build.
-FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+# Exact versions come from constraints.txt; local wheels (e.g. a CPU build of torch) come
+# from pip's own configuration (`pip config list`: find-links, index-url), not from here.
+# The checkout's own runs keep their Verilator builds in the checkout (gitignored, removed
+# by `make clean`); an installed eie uses ~/.cache/eie-ese/sim_build (docs/rtl.md).
+export EIE_SIM_BUILD ?= $(CURDIR)/sim_build
 
 .PHONY: demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(STAMP)

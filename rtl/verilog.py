@@ -7,14 +7,18 @@ Every such ``initial`` block is replaced by ``initial $readmemh("<file>", <mem>)
 words go to ``<file>`` (one word per line, lowercase hex zero-padded to ``ceil(width/4)``
 digits, full depth: the ``.mem`` format of docs/image-format.md). Without an image, all-zero
 blocks are dropped instead (block RAM and Verilator both power up at zero), so an unbaked
-design has no side files. See docs/rtl.md ("Verilog emission").
+design has no ``.mem`` files. Beside the Verilog goes ``<name>.vlt``, the Verilator waivers
+(:data:`LINT_WAIVERS`) under which ``verilator --lint-only -Wall <name>.v <name>.vlt`` is
+clean. See docs/rtl.md ("Verilog emission").
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 from amaranth.back import rtlil, verilog
 
@@ -22,17 +26,64 @@ from contract.config import EIEConfig
 
 from .eie import EIE
 
-__all__ = ["generate", "convert", "rewrite_inits", "LINT_WAIVERS"]
+__all__ = ["generate", "convert", "rewrite_inits", "waiver_file", "Waiver", "LINT_WAIVERS"]
 
-#: Verilator warnings waived for ``--lint-only -Wall`` (reason in docs/rtl.md).
+class Waiver(NamedTuple):
+    """One Verilator ``lint_off`` of the emitted Verilog: a warning code, the message text it
+    is limited to (Verilator ``-match`` wildcard, ``{name}`` is the top module's name; None:
+    every message of the code in that file) and why it is not a defect of the design."""
+
+    rule: str
+    match: str | None
+    reason: str
+
+
+#: What ``verilator --lint-only -Wall`` reports on Amaranth's output that is not a defect of
+#: the design, all due to how Amaranth/Yosys write Verilog. :func:`waiver_file` renders it as
+#: the ``<name>.vlt`` that :func:`generate` writes beside the Verilog, and the tests lint
+#: with that file; each waiver is limited to the emitted file, and to a message form where
+#: one form covers all of Amaranth's output (table in docs/rtl.md, "Verilog emission").
 LINT_WAIVERS = (
-    "-Wno-DECLFILENAME",    # one file holds every module; names are hierarchy paths
-    "-Wno-UNUSEDSIGNAL",    # Amaranth keeps named intermediates and unused port/field bits
-    "-Wno-WIDTHEXPAND",     # Yosys writes minimal-width constants/operands and relies on
-    "-Wno-WIDTHTRUNC",      #   Verilog context-determined extension/truncation (exact)
-    "-Wno-PROCASSINIT",     # reset values are emitted as declaration initialisers
-    "-Wno-CASEINCOMPLETE",  # Amaranth Switch: unlisted values keep the default assignment
+    Waiver("DECLFILENAME", "Filename '{name}' does not match MODULE name: '{name}.*'",
+           "one file holds every module; submodules are named by hierarchy path "
+           "({name}.pe_array.pe0)"),
+    Waiver("UNUSEDSIGNAL", None,
+           "Amaranth keeps named intermediates and the unused bits of ports and struct "
+           "fields"),
+    Waiver("WIDTHEXPAND", None,
+           "Yosys writes minimal-width constants and operands and relies on Verilog's "
+           "context-determined extension, which is exactly Amaranth's semantics"),
+    Waiver("WIDTHTRUNC", "Logical operator LOGNOT expects 1 bit on the LHS, *",
+           "Yosys writes a reduce-NOR as the logical not of a vector (! x[15:1]), "
+           "exact in Verilog"),
+    Waiver("WIDTHTRUNC", "Operator ASSIGNW expects * bits on the Assign RHS, but Assign "
+           "RHS's SHIFTR generates * bits.",
+           "Yosys writes a variable part-select as a shift assigned to the narrower result"),
+    Waiver("PROCASSINIT", None,
+           "reset values are emitted as declaration initialisers of always-block registers"),
+    Waiver("CASEINCOMPLETE", None,
+           "an Amaranth Switch without a default: unlisted values keep the assignment made "
+           "before the case"),
 )
+
+
+def waiver_file(name: str = "eie_top") -> str:
+    """Verilator control file (``.vlt``) waiving :data:`LINT_WAIVERS` in ``<name>.v``, so
+    that ``verilator --lint-only -Wall <name>.v <name>.vlt`` is clean."""
+    lines = ["`verilator_config",
+             f"// Lint waivers for {name}.v as written by eie-ese (rtl/verilog.py): each is",
+             "// due to how Amaranth/Yosys write Verilog, not to the design; docs/rtl.md.",
+             f"// Use: verilator --lint-only -Wall {name}.v {name}.vlt"]
+    for waiver in LINT_WAIVERS:
+        reason = f"{waiver.rule}: {waiver.reason.format(name=name)}"
+        # (no reason line may start with the word "verilator": that is a metacomment)
+        lines += [f"// {part}" for part in textwrap.wrap(reason, 96, break_on_hyphens=False)]
+        line = f'lint_off -rule {waiver.rule} -file "*{name}.v"'
+        if waiver.match is not None:
+            line += f' -match "*{waiver.match.format(name=name)}"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
 
 _MODULE = re.compile(r"^\s*module\s+(\\\S+\s|[\w$]+)")
 _DECL = re.compile(r"^(\s*)reg\s+(?:signed\s+)?(?:\[(\d+):0\]\s+)?"
@@ -154,8 +205,10 @@ def convert(config: EIEConfig, *, image=None, name: str = "eie_top"):
     return rewrite_inits(text, top=name, keep_zero=image is not None)
 
 
-def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top") -> list[Path]:
-    """Write ``<name>.v`` (and ``.mem`` side files for a baked image) into ``out_dir``.
+def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top", *,
+             waivers: bool = True) -> list[Path]:
+    """Write ``<name>.v``, ``.mem`` side files for a baked image and ``<name>.vlt`` into
+    ``out_dir``.
 
     Parameters
     ----------
@@ -169,11 +222,19 @@ def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top") -> l
         simulator's working directory or add them to the FPGA project).
     name : str
         Verilog module name of the top.
+    waivers : bool
+        Also write ``<name>.vlt`` (:func:`waiver_file`): ``verilator --lint-only -Wall
+        <name>.v <name>.vlt`` is then clean.
 
     Returns
     -------
     list of Path
-        The Verilog file first, then the side files.
+        The Verilog file first, then the ``.mem`` side files, then the waiver file.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a Verilog identifier.
     """
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"Module name must be a Verilog identifier, not {name!r}")
@@ -186,4 +247,7 @@ def generate(config: EIEConfig, out_dir, image=None, name: str = "eie_top") -> l
         path = out / file
         path.write_text(contents)
         paths.append(path)
+    if waivers:
+        paths.append(out / f"{name}.vlt")
+        paths[-1].write_text(waiver_file(name))
     return paths

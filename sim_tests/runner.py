@@ -1,7 +1,8 @@
 """Run packed images on the RTL under Verilator + cocotb (``eie sim`` and the system tests).
 
 :func:`simulate` generates the Verilog for the image's config, builds it with Verilator
-(once per config: the build is cached in ``sim_build/<config_id>`` and reused), then runs
+(once per config: the build is cached in ``<cache>/<config_id>`` and reused, ``<cache>``
+being :data:`SIM_BUILD`, ``~/.cache/eie-ese/sim_build`` by default), then runs
 one cocotb session that loads the image through the host port, and for every input vector
 writes the input, starts the array, awaits ``done`` (no Python per cycle) and reads the
 outputs and the cycle counters. See docs/rtl.md ("Simulation").
@@ -34,11 +35,25 @@ from rtl.verilog import convert
 from sim_tests import jobs
 
 __all__ = ["simulate", "build", "build_key", "design_key", "verilator_env",
-           "measure_throughput", "SIM_BUILD"]
+           "measure_throughput", "SIM_BUILD", "sim_build_root"]
 
-#: Default root of the per-config Verilator builds (``$EIE_SIM_BUILD`` overrides).
-SIM_BUILD = Path(os.environ.get("EIE_SIM_BUILD",
-                                Path(__file__).resolve().parent.parent / "sim_build"))
+
+def sim_build_root(environ=os.environ) -> Path:
+    """Default root of the per-config Verilator builds: ``$EIE_SIM_BUILD`` when set, else
+    ``eie-ese/sim_build`` in the user's cache directory (``$XDG_CACHE_HOME``, default
+    ``~/.cache``). Not inside the package: an installed package's folder may be read-only
+    and is shared by every user of the environment."""
+    if environ.get("EIE_SIM_BUILD"):
+        return Path(environ["EIE_SIM_BUILD"])
+    cache = environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec: an unset, empty or relative $XDG_CACHE_HOME means ~/.cache.
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    root = Path(cache) if Path(cache).is_absolute() else home / ".cache"
+    return root / "eie-ese" / "sim_build"
+
+
+#: Default root of the per-config Verilator builds (:func:`sim_build_root`).
+SIM_BUILD = sim_build_root()
 TOPLEVEL = "eie_top"
 JOB_ENV = "EIE_SIM_JOB"
 #: Extra Verilator arguments of every build.
@@ -208,7 +223,7 @@ def build(config: EIEConfig, *, build_dir=None, waves=None, opt: str | None = No
     With ``bake_image`` the Verilog reads every memory with ``$readmemh`` from side files
     in the simulator's working directory (rtl/verilog.py); which image is loaded is decided
     at run time by the files, so one baked build serves every image of the config.
-    The directory is ``<build_dir or sim_build>/<config_id>_<opt>[_tN][_baked][_fst|_vcd]``.
+    The directory is ``<build_dir or SIM_BUILD>/<config_id>_<opt>[_tN][_baked][_fst|_vcd]``.
     A stamp holding :func:`design_key` (a hash of the emitted Verilog, the control file and
     the flags) skips the Verilator build when none of them changed, so the Verilog is
     emitted on every call (once per process and config when unbaked: about 10 s for 64
@@ -337,7 +352,8 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         FST needs the lz4 headers; without them a VCD is written beside (``.vcd`` suffix,
         with a warning). The result's ``waves`` names the file written.
     build_dir : path, optional
-        Root of the cached builds (default ``sim_build/`` of the repository).
+        Root of the cached builds (default :data:`SIM_BUILD`: ``$EIE_SIM_BUILD``, else
+        ``~/.cache/eie-ese/sim_build``).
     host_idle : float
         Probability of an idle cycle before each host-port access (throttling test).
     reset_after : int, optional

@@ -325,8 +325,8 @@ def test_verilog_without_image(tmp_path, capsys):
     code, stdout, err = run(capsys, "verilog", "--pes", "2", "--acc-depth", "4",
                             "--act-depth", "16", "-o", out)
     assert (code, err) == (0, "")
-    assert stdout == f"{out / 'eie_top.v'}\n"
-    assert _files(out) == {"eie_top.v"}           # no image: no $readmemh side files
+    assert stdout == f"{out / 'eie_top.v'}\n{out / 'eie_top.vlt'}\n"
+    assert _files(out) == {"eie_top.v", "eie_top.vlt"}  # no image: no $readmemh side files
     header, ports = _top_ports((out / "eie_top.v").read_text())
     assert sorted(header) == sorted(TOP_PORTS) and ports == TOP_PORTS
 
@@ -341,7 +341,8 @@ def test_verilog_with_image(hand_image, tmp_path, capsys):
     assert set(stdout.splitlines()) == {str(out / f) for f in files}
     # every $readmemh file exists, and the memories hold the image's words (docs/rtl.md:
     # same .mem format; spmat split into even and odd words)
-    assert set(re.findall(r'\$readmemh\("([^"]+)"', text)) == files - {"eie_top.v"}
+    assert set(re.findall(r'\$readmemh\("([^"]+)"', text)) == files - {"eie_top.v",
+                                                                       "eie_top.vlt"}
     assert (out / "program_memory.mem").read_text() == (hand_image / "program.mem").read_text()
     spmat = (hand_image / "pe000_spmat.mem").read_text().splitlines()
     assert (out / "pe0_spmat_read_even.mem").read_text().splitlines() == spmat[0::2]
