@@ -19,6 +19,7 @@ from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
 from . import api, bench, demo, lstm_demo
 from .bench_ese import bench_ese
+from .cli_parser import EieArgumentParser
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
            "lstm_config_from_args"]
@@ -108,7 +109,7 @@ def _density(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = EieArgumentParser(
         prog="eie", formatter_class=fmt,
         description="EIE sparse-accelerator generator: compress, pack, simulate, build.",
         epilog=textwrap.dedent("""\
@@ -124,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
               eie resources --pes 2
               eie bench compiler
             """))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=EieArgumentParser)
 
     p = sub.add_parser("pack", formatter_class=fmt, help="compress a model and pack an image",
                        epilog="examples:\n  eie pack mlp.safetensors -o img --pes 4 "
