@@ -20,6 +20,7 @@ from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 from . import api, bench, demo, lstm_demo
 from .bench_ese import bench_ese
 from .cli_parser import EieArgumentParser
+from .inputs import npz_path
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
            "lstm_config_from_args"]
@@ -250,6 +251,7 @@ def _golden(args) -> None:
         out = api.golden(args.image, args.input, args.output)
     else:
         out = api.sim(args.image, args.input, args.output, waves=args.waves)
+    args.output = npz_path(args.output)     # the file written: -o y writes y.npz
     if "saturation" not in out:
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "
               f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
