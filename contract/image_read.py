@@ -155,6 +155,17 @@ def _safe_name(root: Path, name, what: str) -> Path:
 
 def _read_checked(root: Path, rec: dict, fmt: str, mem: str) -> bytes:
     path = _safe_name(root, rec["files"][fmt], f"memory {mem} ({fmt})")
+    # The largest text any writer makes for this memory (a .coe: digits, comma and CRLF per
+    # word, plus its header), so a huge file is refused before it is read.
+    limit = rec["depth"] * (-(-rec["width"] // 4) + 3) + 4096
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path.name}: file missing (memory {mem})") from None
+    except OSError as exc:
+        raise ImageError(f"{path.name}: cannot read ({exc.strerror})") from None
+    _need(size <= limit, f"{path.name}: {size} bytes, more than a memory of "
+                         f"{rec['depth']} words of {rec['width']} bits needs")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -227,9 +238,9 @@ def _descriptor(rec, t: int, cfg: EIEConfig) -> tuple[Descriptor, int]:
 #: Largest extension memory the reader accepts (words), checked before decoding.
 MAX_EXTENSION_DEPTH = 1 << 20
 
-#: Largest total of memory words a config may imply (each held in 8 bytes once read: 1 GiB),
-#: checked before anything is allocated or read.
-MAX_IMAGE_WORDS = 1 << 27
+#: Largest total of memory words a config may imply (each held in 8 bytes once read: 256 MiB;
+#: 16 times EIE's paper configuration), checked before anything is allocated or read.
+MAX_IMAGE_WORDS = 1 << 25
 
 
 def _check_size(cfg: EIEConfig) -> None:
