@@ -45,6 +45,26 @@ def _load_image(image_dir):
     return read_image(image_dir)
 
 
+def _image_files(image_dir: Path) -> list[str]:
+    """The files of an image (read and checked already) that a project copies: the manifest
+    and the files it lists, sorted; nothing else in the folder.
+
+    Raises
+    ------
+    ValueError
+        One of those files is a symbolic link (a copy would follow it).
+    """
+    manifest = json.loads((image_dir / "manifest.json").read_text())
+    names = {"manifest.json"}
+    for record in manifest["memories"].values():
+        names.update(record["files"].values())
+    for name in sorted(names):
+        if (image_dir / name).is_symlink():
+            raise ValueError(f"{image_dir / name}: is a symbolic link; an image copied into a "
+                             "project holds plain files only")
+    return sorted(names)
+
+
 def _core_files(config, image, src: Path) -> list[str]:
     """Write the EIE array alone (top ``eie_core``) into ``src`` with ``rtl.verilog.generate``
     (``$readmemh`` side files for a baked image); return the side files."""
@@ -215,12 +235,14 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
         raise TypeError(f"Config must be an EIEConfig, not {config!r}")
     out = Path(out_dir)
     image = None
+    listed = []
     if image_dir is not None:
         image = _load_image(image_dir)
         if image.config != config:
             raise ValueError(f"image {image_dir} was packed for a different config "
                              f"(config_id {image.config.config_id:#010x}, design "
                              f"{config.config_id:#010x})")
+        listed = _image_files(Path(image_dir))
     platform = KU060Platform(pin_file=pin_file, clock_hz=clock_hz)
     src, xdc_dir = out / "src", out / "constraints"
     for d in (src, xdc_dir):
@@ -240,10 +262,9 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
     if image_dir is not None:
         image_out = src / "image"
         image_out.mkdir(exist_ok=True)
-        for path in sorted(Path(image_dir).iterdir()):
-            if path.is_file() and path.suffix in (".mem", ".coe", ".bin", ".json"):
-                shutil.copy2(path, image_out / path.name)
-                image_files.append(f"src/image/{path.name}")
+        for name in listed:
+            shutil.copy2(Path(image_dir) / name, image_out / name, follow_symlinks=False)
+            image_files.append(f"src/image/{name}")
 
     board_mems = [f"src/{filename}" for filename in board_inits]
     core_mems = [f"src/{name}" for name in core_files]

@@ -64,28 +64,20 @@ def validate_layers(layers, config: EIEConfig, chain: bool = True) -> None:
                              f"previous layer {layers[k - 1].name}'s n_out="
                              f"{layers[k - 1].n_out}")
     if len(layers) > config.max_layers:
-        slot_bytes = _bytes(config.codebook_size, config.codebook_bits)
-        raise CapacityError(f"codebook needs {len(layers)} layer slots "
-                            f"({len(layers) * slot_bytes} bytes), has {config.max_layers} "
-                            f"({config.max_layers * slot_bytes} bytes)")
-    act_bytes = -(-config.act_bits // 8)
+        raise CapacityError(f"codebook needs {len(layers)} layer slots: --max-layers "
+                            f"{len(layers)} needed, {config.max_layers} configured")
     for layer in layers:
         for what, length in (("input", layer.n_in), ("output", layer.n_out)):
             need = -(-length // n)
             if need > config.act_depth:
                 raise CapacityError(
-                    f"activation buffer of PE 0 needs {need * act_bytes} bytes, has "
-                    f"{config.act_depth * act_bytes} (layer {layer.name} {what} of {length} "
-                    f"values over {n} PEs)")
+                    f"activation buffer of PE 0 (layer {layer.name} {what} of {length} "
+                    f"values over {n} PEs): --act-depth {need} needed, {config.act_depth} "
+                    f"configured")
     n_tiles = sum(-(-layer.n_out // config.rows_per_tile) for layer in layers)
     if n_tiles > config.max_tiles:
-        d_bytes = -(-config.descriptor_bits // 8)
-        raise CapacityError(f"program needs {n_tiles} tile descriptors ({n_tiles * d_bytes} "
-                            f"bytes), has {config.max_tiles} ({config.max_tiles * d_bytes} bytes)")
-
-
-def _bytes(words: int, width: int) -> int:
-    return -(-words * width // 8)
+        raise CapacityError(f"program needs {n_tiles} tile descriptors: --max-tiles "
+                            f"{n_tiles} needed, {config.max_tiles} configured")
 
 
 class Layout:
@@ -113,16 +105,15 @@ class Layout:
         self.ptr_used, self.bias_used = ptr_next, bias_next
         if ptr_next > config.ptr_depth:
             raise CapacityError(
-                f"pe_ptr_even of PE 0 needs {_bytes(ptr_next, config.pointer_bits)} bytes, has "
-                f"{_bytes(config.ptr_depth, config.pointer_bits)} "
-                f"({self._where(layers, np.cumsum(self._ptr_sizes(layers)), config.ptr_depth)})")
+                f"pe_ptr_even of PE 0 "
+                f"({self._where(layers, np.cumsum(self._ptr_sizes(layers)), config.ptr_depth)}):"
+                f" --ptr-depth {ptr_next} needed, {config.ptr_depth} configured")
         if bias_next > config.bias_depth:
             sizes = [out_local if layers[k].bias is not None else 0
                      for k, _, _, _, out_local in self.tiles]
             raise CapacityError(
-                f"pe_bias of PE 0 needs {_bytes(bias_next, config.acc_bits)} bytes, has "
-                f"{_bytes(config.bias_depth, config.acc_bits)} "
-                f"({self._where(layers, np.cumsum(sizes), config.bias_depth)})")
+                f"pe_bias of PE 0 ({self._where(layers, np.cumsum(sizes), config.bias_depth)}):"
+                f" --bias-depth {bias_next} needed, {config.bias_depth} configured")
         self.layers = layers
 
     def _ptr_sizes(self, layers):
@@ -146,7 +137,8 @@ class Layout:
             raise CapacityError(
                 f"pe_ptr_even of PE {p}: layer {self.layers[k].name} tile {t} has "
                 f"{int(entries[i, p])} entries, more than {cfg.pointer_bits}-bit pointers "
-                f"address ({ptr_max})")
+                f"address ({ptr_max}): --pointer-bits {int(entries[i, p]).bit_length()} "
+                f"needed, {cfg.pointer_bits} configured")
         words = -(-entries // epw)
         bases, nxt = [], 0
         for i in range(len(self.tiles)):
@@ -161,9 +153,8 @@ class Layout:
             i = int(np.argmax(ends[:, p] > cfg.spmat_depth))
             k, t = self.tiles[i][:2]
             raise CapacityError(
-                f"pe_spmat of PE {p} needs {_bytes(int(need[p]), cfg.word_bits)} bytes, has "
-                f"{_bytes(cfg.spmat_depth, cfg.word_bits)} "
-                f"(layer {self.layers[k].name} tile {t})")
+                f"pe_spmat of PE {p} (layer {self.layers[k].name} tile {t}): --spmat-depth "
+                f"{int(need[p])} needed, {cfg.spmat_depth} configured")
         return bases
 
     def descriptors(self, spmat_bases, w_fracs) -> list[Descriptor]:

@@ -316,13 +316,13 @@ def _load_file(path) -> dict:
     import torch
     try:
         data = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False (which this tool never does) and may
+        # hold terminal escapes: say in one plain line what to save instead.
         raise ModelError(
-            f"{path}: the file holds objects that only unsafe unpickling "
-            "(torch.load weights_only=False) could read, which this tool never does; save "
-            "model.state_dict() (or a .safetensors file) instead"
-            + (f" [{first}]" if first else "")) from None
+            f"{path}: holds pickled Python objects (a whole model saved with "
+            "torch.save(model)?), which are never unpickled; save model.state_dict() with "
+            "torch.save, or a .safetensors file, instead") from None
     except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
         raise ModelError(f"{path}: not a readable PyTorch state_dict "
                          f"({type(exc).__name__}: {str(exc).strip()[:200]})") from None

@@ -211,8 +211,10 @@ class EIEConfig:
         with open(path) as f:
             try:
                 data = json.load(f)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+            except RecursionError:
+                raise ConfigError(f"{path}: nested too deeply to be a config") from None
         return cls.from_dict(data)
 
     @property

@@ -3,7 +3,9 @@
 ``read_image`` trusts nothing in the directory: it checks the manifest's format and
 version, the config and its id, that every file name is a plain name inside the image
 directory, each file's SHA-256, memory widths and depths, every word's range and that
-each descriptor decodes to the recorded word. Any failure raises ``ImageError`` naming the
+each descriptor decodes to the recorded word, that the config's memories are of a sane size
+(before allocating), and it decodes every tile with ``contract.decode`` so it accepts
+exactly the images the golden model runs. Any failure raises ``ImageError`` naming the
 file and the problem. Imports neither torch nor Amaranth.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import EIEConfig
+from .decode import column_pointers, decode_pe
 from .errors import ConfigError, ImageError
 from .image import IMAGE_FORMAT_VERSION, Descriptor, ImageExtension, LayerInfo, PackedImage
 
@@ -152,6 +155,17 @@ def _safe_name(root: Path, name, what: str) -> Path:
 
 def _read_checked(root: Path, rec: dict, fmt: str, mem: str) -> bytes:
     path = _safe_name(root, rec["files"][fmt], f"memory {mem} ({fmt})")
+    # The largest text any writer makes for this memory (a .coe: digits, comma and CRLF per
+    # word, plus its header), so a huge file is refused before it is read.
+    limit = rec["depth"] * (-(-rec["width"] // 4) + 3) + 4096
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path.name}: file missing (memory {mem})") from None
+    except OSError as exc:
+        raise ImageError(f"{path.name}: cannot read ({exc.strerror})") from None
+    _need(size <= limit, f"{path.name}: {size} bytes, more than a memory of "
+                         f"{rec['depth']} words of {rec['width']} bits needs")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -223,6 +237,45 @@ def _descriptor(rec, t: int, cfg: EIEConfig) -> tuple[Descriptor, int]:
 
 #: Largest extension memory the reader accepts (words), checked before decoding.
 MAX_EXTENSION_DEPTH = 1 << 20
+
+#: Largest total of memory words a config may imply (each held in 8 bytes once read: 256 MiB;
+#: 16 times EIE's paper configuration), checked before anything is allocated or read.
+MAX_IMAGE_WORDS = 1 << 25
+
+
+def _check_size(cfg: EIEConfig) -> None:
+    shapes = cfg.memory_shapes()
+    per_pe = sum(shapes[f"pe_{kind}"][1] for kind in ("spmat", "ptr_even", "ptr_odd", "bias"))
+    words = cfg.n_pes * per_pe + shapes["codebook"][1] + shapes["program"][1]
+    _need(words <= MAX_IMAGE_WORDS,
+          f"manifest.json: config implies {words} memory words ({cfg.n_pes} PEs x "
+          f"{per_pe} words per PE; {words * 8 >> 20} MiB once read), more than the "
+          f"{MAX_IMAGE_WORDS} this reader accepts")
+
+
+def _check_program(image: PackedImage) -> None:
+    """Decode every tile's pointers and entries with the one decoder (``contract.decode``)
+    and check the descriptor's ranges, as the golden model does before it executes, so an
+    image this reader accepts is one golden runs."""
+    cfg = image.config
+    n = cfg.n_pes
+    for k, layer in enumerate(image.layers):
+        for t in range(layer.first_tile, layer.first_tile + layer.n_tiles):
+            desc = image.program[t]
+            where = f"program[{t}] (layer {k})"
+            _need(desc.out_local <= cfg.acc_depth,
+                  f"{where}: out_local {desc.out_local} exceeds the {cfg.acc_depth} "
+                  f"accumulators per PE")
+            _need(desc.in_local <= cfg.act_depth,
+                  f"{where}: in_local {desc.in_local} exceeds act_depth {cfg.act_depth}")
+            _need(desc.out_base + desc.out_local <= cfg.act_depth,
+                  f"{where}: activation addresses run past act_depth {cfg.act_depth}")
+            _need(not desc.bias_en or desc.bias_base + desc.out_local <= cfg.bias_depth,
+                  f"{where}: bias addresses run past bias_depth {cfg.bias_depth}")
+            n_cols = min(layer.n_in, desc.in_local * n)
+            pointers = column_pointers(image, desc, n_cols, where=where)
+            for p in np.flatnonzero(pointers[:, -1]):
+                decode_pe(image, desc, int(p), pointers[p], where=where)
 
 
 def read_image(path) -> PackedImage:
@@ -296,6 +349,10 @@ def _manifest(root: Path) -> dict:
         raise ImageError(f"{root}: manifest.json missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ImageError(f"manifest.json: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ImageError("manifest.json: nested too deeply to be a manifest") from None
+    except OSError as exc:
+        raise ImageError(f"manifest.json: cannot read ({exc.strerror or exc})") from None
     _need(isinstance(manifest, dict), "manifest.json: not a JSON object")
     return manifest
 
@@ -316,6 +373,7 @@ def _read(path) -> tuple[PackedImage, ImageExtension | None]:
           f"manifest.json: config_id {manifest.get('config_id')!r} does not match its config "
           f"({cfg.config_id})")
     _need(cfg.word_bits <= 64, f"manifest.json: {cfg.word_bits}-bit spmat words unsupported")
+    _check_size(cfg)
 
     memories = manifest.get("memories")
     _need(isinstance(memories, dict), "manifest.json: 'memories' missing")
@@ -400,6 +458,7 @@ def _read(path) -> tuple[PackedImage, ImageExtension | None]:
               f"codebook: slot {info.slot} value 0 is not 0")
         image.layers.append(info)
     _need(next_tile == len(program), "manifest.json: program has tiles no layer owns")
+    _check_program(image)
 
     pes = manifest.get("pes", [])
     _need(isinstance(pes, list) and all(isinstance(pe, dict) for pe in pes),

@@ -40,7 +40,7 @@ from rtl import verilog as rtl_verilog
 from sim_tests import runner
 
 from . import lstm_api
-from .inputs import finite_float, read_input
+from .inputs import check_output, finite_float, read_input, write_npz
 from .inspect import image_stats, lstm_image_stats
 
 __all__ = ["pack", "pack_report", "PackWarning", "entries_per_word_that_fit", "golden", "sim",
@@ -387,36 +387,45 @@ def _result(output, image, batch_shape, q, cycles, cycles_per_layer) -> dict:
             batch_shape + (len(image.layers),)),
     }
     if output is not None:
-        np.savez(output, **out)
+        write_npz(output, out)
     return out
 
 
 def golden(image, x, output=None) -> dict:
     """``eie golden``: bit-exact inference plus the cycle model.
 
+    ``output`` is checked before any work (``eie.inputs.check_output``: not a folder, not
+    inside the image folder, a writable place; ``.npz`` is appended when missing, missing
+    folders are made) and written only when everything succeeded.
+
     Returns (and writes to ``output`` when given) ``y`` (float), ``q`` (raw integers),
     ``cycles`` (per sample) and ``cycles_per_layer``. For an ESE image ``x`` is a frame
     sequence ``[T, n_in]`` or a batch ``[batch, T, n_in]``, and the fields are those of
     ``eie.lstm_api.golden_lstm`` (``cycles`` per frame, ``saturation``, ``wraps``).
     """
+    path = None if output is None else check_output(output, image=image)
     image = load_image(image)
     if isinstance(image, LSTMImage):
-        return lstm_api.golden_lstm(image, x, output)
+        out = lstm_api.golden_lstm(image, x)
+        if path is not None:
+            write_npz(path, out)
+        return out
     image, x, q_in = _inputs(image, x)
     result = golden_model.run(image, q_in)
     tiles = golden_model.decode_program(image)
     cycles = [golden_model.cycles(image, q, tiles=tiles)
               for q in _progress(q_in, "cycle model")]
-    return _result(output, image, x.shape[:-1], result.q, [c.total for c in cycles],
+    return _result(path, image, x.shape[:-1], result.q, [c.total for c in cycles],
                    [[layer.cycles for layer in c.layers] for c in cycles])
 
 
 def sim(image, x, output=None, *, waves=None) -> dict:
     """``eie sim``: run the image on the RTL under Verilator; the fields of :func:`golden`,
     with measured cycles. An ESE image is refused (``ValueError``): no ESE RTL yet."""
+    path = None if output is None else check_output(output, image=image)
     image, x, q_in = _inputs(image, x)
     result = runner.simulate(image, q_in, waves=waves)
-    return _result(output, image, x.shape[:-1], result["q"], result["cycles_total"],
+    return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],
                    result["cycles_per_layer"])
 
 

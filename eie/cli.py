@@ -20,6 +20,8 @@ from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
 from . import __version__, api, bench, demo, lstm_demo
 from .bench_ese import bench_ese
+from .cli_parser import EieArgumentParser
+from .inputs import npz_path
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
            "lstm_config_from_args"]
@@ -109,7 +111,7 @@ def _density(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = EieArgumentParser(
         prog="eie", formatter_class=fmt,
         description="EIE sparse-accelerator generator: compress, pack, simulate, build.",
         epilog=textwrap.dedent("""\
@@ -126,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
               eie bench compiler
             """))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=EieArgumentParser)
 
     p = sub.add_parser("pack", formatter_class=fmt, help="compress a model and pack an image",
                        epilog="examples:\n  eie pack mlp.safetensors -o img --pes 4 "
@@ -300,6 +303,7 @@ def _golden(args) -> None:
         out = api.golden(args.image, args.input, args.output)
     else:
         out = api.sim(args.image, args.input, args.output, waves=args.waves)
+    args.output = npz_path(args.output)     # the file written: -o y writes y.npz
     if "saturation" not in out:
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "
               f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")

@@ -528,11 +528,12 @@ def test_pack_nan_weights(tmp_path, capsys):
 
 def test_pack_too_big_names_memory_pe_and_bytes(hand_model, tmp_path, capsys):
     # one 48-bit (6-byte) spmat word per PE: layer 0 fits, layer 2's tile starts at word 1
-    # (docs/image-format.md, "Allocation rules") and needs 2 words = 12 bytes (PE 0 and 1
-    # tie; the first is named)
+    # (docs/image-format.md, "Allocation rules") and needs 2 words (PE 0 and 1 tie; the
+    # first is named)
     _expect_error(capsys, tmp_path, "pack", [hand_model, "-o", tmp_path / "img",
                                              *HAND_FLAGS, "--spmat-depth", "1"],
-                  "eie pack: error: pe_spmat of PE 0 needs 12 bytes, has 6 (layer 2 tile 0)\n")
+                  "eie pack: error: pe_spmat of PE 0 (layer 2 tile 0): --spmat-depth 2 needed, "
+                  "1 configured\n")
 
 
 def test_pack_bad_model_and_config_files(hand_model, tmp_path, capsys):

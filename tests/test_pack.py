@@ -246,12 +246,12 @@ def test_pack_equals_reference(seed):
 # ---- errors ------------------------------------------------------------------------------------
 def test_capacity_spmat_names_memory_pe_and_bytes():
     # PE 1 owns the odd rows; make them dense: 2 local rows x 40 cols = 80 entries = 10 words
-    # = 80 bytes, against spmat_depth 4 words = 32 bytes. PE 0 has nothing.
+    # against spmat_depth 4 words. PE 0 has nothing.
     idx = np.zeros((4, 40), np.uint8)
     idx[1::2] = 1
     cfg = EIEConfig(n_pes=2, spmat_depth=4)
-    with pytest.raises(CapacityError, match=r"pe_spmat of PE 1 needs 80 bytes, has 32 "
-                                            r"\(layer fc tile 0\)"):
+    with pytest.raises(CapacityError, match=r"pe_spmat of PE 1 \(layer fc tile 0\): "
+                                            r"--spmat-depth 10 needed, 4 configured$"):
         pack([layer(idx)], cfg)
     with pytest.raises(CapacityError, match="pe_spmat of PE 1"):
         pack_reference([layer(idx)], cfg)
@@ -259,21 +259,30 @@ def test_capacity_spmat_names_memory_pe_and_bytes():
 
 def test_capacity_other_memories():
     ones = np.ones((4, 20), np.uint8)
-    # pointers: 1 tile x ceil(21/2) = 11 addresses > 8; 16-bit pointers -> 22 vs 16 bytes
-    with pytest.raises(CapacityError, match=r"pe_ptr_even of PE 0 needs 22 bytes, has 16"):
+    # pointers: 1 tile x ceil(21/2) = 11 addresses > 8
+    with pytest.raises(CapacityError, match=r"pe_ptr_even of PE 0 \(layer fc tile 0\): "
+                                            r"--ptr-depth 11 needed, 8 configured$"):
         pack([layer(ones)], EIEConfig(n_pes=2, ptr_depth=8))
     # pointer values: 20 entries in one tile of PE 0 do not fit 4-bit pointers
-    with pytest.raises(CapacityError, match=r"pe_ptr_even of PE 0.*20 entries"):
+    # (20 = 0b10100 needs 5 bits)
+    with pytest.raises(CapacityError, match=r"pe_ptr_even of PE 0.*20 entries.*"
+                                            r"--pointer-bits 5 needed, 4 configured$"):
         pack([layer(ones)], EIEConfig(n_pes=4, pointer_bits=4))
-    # bias: 10 rows over 1 PE with acc_depth 4 -> 3 tiles, 4+4+2 = 10 entries > 8 (40 vs 32 B)
-    with pytest.raises(CapacityError, match=r"pe_bias of PE 0 needs 40 bytes, has 32"):
+    # bias: 10 rows over 1 PE with acc_depth 4 -> 3 tiles, 4+4+2 = 10 entries > 8
+    with pytest.raises(CapacityError, match=r"pe_bias of PE 0 \(layer fc tile 2\): "
+                                            r"--bias-depth 10 needed, 8 configured$"):
         pack([layer(np.ones((10, 2)), bias=np.zeros(10))],
              EIEConfig(n_pes=1, acc_depth=4, bias_depth=8))
-    with pytest.raises(CapacityError, match=r"program needs 3 tile descriptors"):
+    with pytest.raises(CapacityError, match=r"program needs 3 tile descriptors: "
+                                            r"--max-tiles 3 needed, 2 configured$"):
         pack([layer(np.ones((10, 2)))], EIEConfig(n_pes=1, acc_depth=4, max_tiles=2))
-    with pytest.raises(CapacityError, match=r"codebook needs 3 layer slots"):
+    with pytest.raises(CapacityError, match=r"codebook needs 3 layer slots: "
+                                            r"--max-layers 3 needed, 2 configured$"):
         pack([layer(np.ones((2, 2)))] * 3, EIEConfig(n_pes=1, max_layers=2))
-    with pytest.raises(CapacityError, match=r"activation buffer of PE 0 needs 18 bytes, has 16"):
+    # 17 inputs over 2 PEs: ceil(17/2) = 9 words per PE > 8
+    with pytest.raises(CapacityError, match=r"activation buffer of PE 0 \(layer fc input of "
+                                            r"17 values over 2 PEs\): --act-depth 9 needed, "
+                                            r"8 configured$"):
         pack([layer(np.ones((2, 17)))], EIEConfig(n_pes=2, act_depth=8))
     with pytest.raises(CapacityError, match="bias of layer fc row 1"):
         pack([layer(np.ones((2, 2)), bias=[0.0, 1e9])], EIEConfig(n_pes=1))
