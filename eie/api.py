@@ -440,13 +440,13 @@ def inspect_image(image) -> str:
 
 
 def _design(config: EIEConfig | None, image):
-    """The design's config and image: with an image, the image's config (a ``config``
-    other than the default must agree with it)."""
+    """The design's config and image: with an image, the image's config; a ``config``
+    given with it must equal it (the CLI passes the image's config with the flags the user
+    gave applied, so a flag equal to EIE's default is still checked)."""
     image = None if image is None else as_image(image)
-    config = config or EIEConfig()
     if image is None:
-        return config, None
-    if config != EIEConfig() and config != image.config:
+        return config or EIEConfig(), None
+    if config is not None and config != image.config:
         check_config(image, config)
     return image.config, image
 

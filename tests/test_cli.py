@@ -605,6 +605,15 @@ def test_flags_that_disagree_with_the_image(hand_image, tmp_path, capsys):
                   "(image) vs 3 (design)\n")
 
 
+@pytest.mark.parametrize("command", ["verilog", "build"])
+def test_a_flag_equal_to_the_default_is_still_checked(command, hand_image, tmp_path, capsys):
+    # --pes 4 is EIEConfig's default; on a 2-PE image it must not pass unseen
+    _expect_error(capsys, tmp_path, command, ["--image", hand_image, "--pes", "4",
+                                              "-o", tmp_path / "out"],
+                  f"eie {command}: error: image was packed for a different config: n_pes=2 "
+                  "(image) vs 4 (design)\n")
+
+
 def test_flags_that_agree_with_the_image(hand_image, tmp_path, capsys):
     code, _, err = run(capsys, "verilog", "--image", hand_image, "--pes", "2",
                        "-o", tmp_path / "rtl")
