@@ -375,16 +375,20 @@ def _inputs(image, x):
     return image, x, golden_model.quantize_input(np.atleast_2d(x), image.config)
 
 
-def _result(output, image, batch_shape, q, cycles, cycles_per_layer) -> dict:
+def _result(output, image, batch_shape, q, cycles, cycles_per_layer, counts) -> dict:
     """The arrays of ``eie golden`` and ``eie sim``, shaped like the input's batch, written
-    to ``output`` (``.npz``) when given."""
+    to ``output`` (``.npz``) when given. ``counts`` is the golden run of the same input,
+    whose per-layer ``saturation`` and ``wraps`` counts the RTL shares (it is bit-exact)."""
     q = np.asarray(q).reshape(batch_shape + (image.n_out,))
+    per_layer = batch_shape + (len(image.layers),)
     out = {
         "y": golden_model.dequantize(q, image.config),
         "q": q,
         "cycles": np.asarray(cycles, np.int64).reshape(batch_shape),
-        "cycles_per_layer": np.asarray(cycles_per_layer, np.int64).reshape(
-            batch_shape + (len(image.layers),)),
+        "cycles_per_layer": np.asarray(cycles_per_layer, np.int64).reshape(per_layer),
+        "saturation": np.asarray(counts.saturation, np.int64).reshape(per_layer),
+        "wraps": np.asarray(counts.wraps, np.int64).reshape(per_layer),
+        "layers": np.array([info.name for info in image.layers]),
     }
     if output is not None:
         write_npz(output, out)
@@ -399,7 +403,10 @@ def golden(image, x, output=None) -> dict:
     folders are made) and written only when everything succeeded.
 
     Returns (and writes to ``output`` when given) ``y`` (float), ``q`` (raw integers),
-    ``cycles`` (per sample) and ``cycles_per_layer``. For an ESE image ``x`` is a frame
+    ``cycles`` (per sample), ``cycles_per_layer``, and per sample and layer the
+    ``saturation`` (write-back values that saturated) and ``wraps`` (accumulators whose
+    exact value left the ``acc_bits`` range) counts, with the layer names in ``layers``.
+    For an ESE image ``x`` is a frame
     sequence ``[T, n_in]`` or a batch ``[batch, T, n_in]``, and the fields are those of
     ``eie.lstm_api.golden_lstm`` (``cycles`` per frame, ``saturation``, ``wraps``).
     """
@@ -416,7 +423,7 @@ def golden(image, x, output=None) -> dict:
     cycles = [golden_model.cycles(image, q, tiles=tiles)
               for q in _progress(q_in, "cycle model")]
     return _result(path, image, x.shape[:-1], result.q, [c.total for c in cycles],
-                   [[layer.cycles for layer in c.layers] for c in cycles])
+                   [[layer.cycles for layer in c.layers] for c in cycles], result)
 
 
 def sim(image, x, output=None, *, waves=None) -> dict:
@@ -426,7 +433,7 @@ def sim(image, x, output=None, *, waves=None) -> dict:
     image, x, q_in = _inputs(image, x)
     result = runner.simulate(image, q_in, waves=waves)
     return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],
-                   result["cycles_per_layer"])
+                   result["cycles_per_layer"], golden_model.run(image, q_in))
 
 
 def inspect_image(image) -> str:

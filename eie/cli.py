@@ -304,9 +304,18 @@ def _golden(args) -> None:
     else:
         out = api.sim(args.image, args.input, args.output, waves=args.waves)
     args.output = npz_path(args.output)     # the file written: -o y writes y.npz
-    if "saturation" not in out:
+    if "saturation_stages" not in out:
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "
               f"cycles {np.atleast_1d(out['cycles']).tolist()[:8]}")
+        layers = [str(name) for name in out["layers"]]
+        saturated = out["saturation"].reshape(-1, len(layers)).sum(axis=0)
+        wraps = out["wraps"].reshape(-1, len(layers)).sum(axis=0)
+        if saturated.any() or wraps.any():
+            counts = ", ".join(f"{name} {int(s)} saturated / {int(w)} wrapped" for name, s, w
+                               in zip(layers, saturated, wraps, strict=True))
+            print(f"eie {args.command}: warning: values saturated or accumulators wrapped "
+                  f"(per layer: {counts}); the output is bit-exact but may be far from float "
+                  f"(docs/numerics.md)", file=sys.stderr)
         return
     per_sequence = np.atleast_1d(out["cycles"].sum(axis=-1))
     print(f"wrote {args.output}: y {list(out['y'].shape)}, cycles per sequence "

@@ -53,7 +53,8 @@ def test_golden_from_array_path_or_image(model, tmp_path):
     np.testing.assert_array_equal(by_image["q"], q)
     np.testing.assert_array_equal(by_path["q"], q)
     saved = np.load(tmp_path / "y.npz")
-    assert sorted(saved.files) == ["cycles", "cycles_per_layer", "q", "y"]
+    assert sorted(saved.files) == ["cycles", "cycles_per_layer", "layers", "q",
+                                   "saturation", "wraps", "y"]
     cycles = [golden.cycles(image, row).total for row in golden.quantize_input(x, CONFIG)]
     np.testing.assert_array_equal(saved["cycles"], cycles)
     assert eie.golden(image, x[0])["q"].shape == (5,)

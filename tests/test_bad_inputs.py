@@ -599,7 +599,8 @@ def test_output_folder_is_created(made, tmp_path, capsys):
     assert main(["golden", str(made / "mlp_img"), "--input", str(tmp_path / "x.npy"),
                  "-o", str(target)]) == 0
     assert capsys.readouterr().out.startswith(f"wrote {target}: ")
-    assert sorted(np.load(target).files) == ["cycles", "cycles_per_layer", "q", "y"]
+    assert sorted(np.load(target).files) == ["cycles", "cycles_per_layer", "layers", "q",
+                                             "saturation", "wraps", "y"]
 
 
 def test_build_copies_only_listed_files(made, tmp_path, capsys):

@@ -287,7 +287,8 @@ def test_golden_writes_outputs_and_cycles(hand_image, tmp_path, capsys):
                             "-o", out)
     assert (code, err) == (0, "")
     y = np.load(out)
-    assert sorted(y.files) == ["cycles", "cycles_per_layer", "q", "y"]
+    assert sorted(y.files) == ["cycles", "cycles_per_layer", "layers", "q",
+                               "saturation", "wraps", "y"]
     np.testing.assert_array_equal(y["q"], _hand_golden(x))
     np.testing.assert_array_equal(y["y"], _hand_golden(x) / 256.0)
     image = read_image(hand_image)
@@ -667,3 +668,29 @@ def test_subprocess_pack_inspect_and_errors(hand_model, tmp_path):
     assert not (tmp_path / "y.npz").exists()
     result = _eie("--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: eie ")
+
+
+def test_golden_reports_saturation_and_wraps(hand_image, tmp_path, capsys):
+    # Inputs at the edge of the activation range (+-128 with 8 fraction bits) saturate the
+    # hand model's outputs; small inputs do not.
+    quiet, loud = np.full((2, 3), 0.25), np.array([[127.0, 127.0, 127.0], [-128.0, 127.0, 0.0]])
+    np.save(tmp_path / "quiet.npy", quiet)
+    np.save(tmp_path / "loud.npy", loud)
+    code, _, err = run(capsys, "golden", hand_image, "--input", tmp_path / "quiet.npy",
+                       "-o", tmp_path / "q.npz")
+    assert (code, err) == (0, "")
+    y = np.load(tmp_path / "q.npz")
+    assert y["saturation"].tolist() == [[0, 0], [0, 0]] and not y["wraps"].any()
+    assert y["layers"].tolist() == ["0", "2"]
+    code, _, err = run(capsys, "golden", hand_image, "--input", tmp_path / "loud.npy",
+                       "-o", tmp_path / "l.npz")
+    y = np.load(tmp_path / "l.npz")
+    assert code == 0 and y["saturation"].shape == (2, 2) and y["saturation"].sum() > 0
+    # every last-layer value at a limit of the 16-bit range is counted as saturated
+    at_limit = np.isin(y["q"], [-(1 << 15), (1 << 15) - 1]).sum(axis=1)
+    assert (y["saturation"][:, 1] >= at_limit).all()
+    (line,) = err.splitlines()
+    total = y["saturation"].sum(axis=0)
+    assert line.startswith("eie golden: warning: values saturated or accumulators wrapped "
+                           f"(per layer: 0 {total[0]} saturated / ")
+    assert f"2 {total[1]} saturated / " in line
