@@ -6,10 +6,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from lstm_models import lstm_model
 
 from compiler.lstm_pack import compress_lstm, pack_lstm
-from compiler.lstm_torch import PeepholeLSTM
 from contract.config import EIEConfig
 from contract.lstm_config import ESEConfig
 from golden.lstm_bound import lstm_error_bound, sigmoid, table_max_error
@@ -29,32 +28,9 @@ def _quiet():
     logging.getLogger("compiler.pack").setLevel(logging.ERROR)
 
 
-class Model(nn.Module):
-    def __init__(self, n_in, hidden, layers, proj, head, peephole):
-        super().__init__()
-        cls = PeepholeLSTM if peephole else nn.LSTM
-        kwargs = {} if peephole else {"batch_first": True}
-        self.lstm = cls(n_in, hidden, layers, proj_size=proj, **kwargs)
-        widths = [proj or hidden, *head]
-        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:],
-                                                                     strict=False))
-
-    def forward(self, x):
-        y = self.lstm(x)[0]
-        for k, layer in enumerate(self.head):
-            y = layer(y)
-            if k + 1 < len(self.head):
-                y = torch.relu(y)
-        return y
-
-
 def case(seed=0, scale=2.0, n_in=12, hidden=24, layers=2, proj=12, head=(6,),
          peephole=False, density=None, steps=40, batch=4, config=CONFIG):
-    torch.manual_seed(seed)
-    m = Model(n_in, hidden, layers, proj, head, peephole).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.mul_(scale)
+    m = lstm_model(n_in, hidden, layers, proj, head, peephole, seed=seed, scale=scale)
     compressed = compress_lstm(m, config, density=density, bits=4, balance=density is not None)
     image = pack_lstm(compressed, config)
     x = torch.randn(batch, steps, n_in, dtype=torch.float64,

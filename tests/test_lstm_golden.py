@@ -4,11 +4,10 @@ fixed-point reference, and accuracy against float torch."""
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from lstm_models import lstm_model
 
 from compiler.fixed_point import choose_w_frac
 from compiler.lstm_pack import compress_lstm, make_tables, pack_lstm
-from compiler.lstm_torch import PeepholeLSTM
 from contract.config import EIEConfig
 from contract.lstm_config import ESEConfig
 from contract.lstm_image import read_lstm_image, write_lstm_image
@@ -20,32 +19,8 @@ CONFIG = ESEConfig(channel=EIEConfig(n_pes=3, act_frac=11, acc_depth=16, act_dep
                    channels=2, cell_depth=32)
 
 
-class Model(nn.Module):
-    def __init__(self, n_in=7, hidden=10, layers=2, proj=5, head=(4,), peephole=False):
-        super().__init__()
-        if peephole:
-            self.lstm = PeepholeLSTM(n_in, hidden, layers, proj_size=proj)
-        else:
-            self.lstm = nn.LSTM(n_in, hidden, layers, proj_size=proj, batch_first=True)
-        widths = [proj or hidden, *head]
-        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
-
-    def forward(self, x):
-        y = self.lstm(x)[0]
-        for k, layer in enumerate(self.head):
-            y = layer(y)
-            if k + 1 < len(self.head):
-                y = torch.relu(y)
-        return y
-
-
 def model(seed=0, scale=2.0, **kwargs):
-    torch.manual_seed(seed)
-    m = Model(**kwargs).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.mul_(scale)
-    return m
+    return lstm_model(seed=seed, scale=scale, **kwargs)
 
 
 # ---- the σ/tanh unit -------------------------------------------------------------------

@@ -7,10 +7,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from lstm_models import lstm_model
 
 from compiler.lstm_pack import compress_lstm, pack_lstm
-from compiler.lstm_torch import PeepholeLSTM
 from contract.config import EIEConfig
 from contract.lstm_config import ESEConfig
 from golden.lstm_bound import lstm_error_bound
@@ -25,26 +24,6 @@ def config(n_pes):
                                        spmat_depth=1024, ptr_depth=512, bias_depth=256,
                                        max_tiles=128),
                      channels=2, cell_depth=32)
-
-
-class Model(nn.Module):
-    def __init__(self, n_in, hidden, layers, proj, head, peephole):
-        super().__init__()
-        if peephole:
-            self.lstm = PeepholeLSTM(n_in, hidden, layers, proj_size=proj)
-        else:
-            self.lstm = nn.LSTM(n_in, hidden, layers, proj_size=proj, batch_first=True)
-        widths = [proj or hidden, *head]
-        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:],
-                                                                     strict=False))
-
-    def forward(self, x):
-        y = self.lstm(x)[0]
-        for k, layer in enumerate(self.head):
-            y = layer(y)
-            if k + 1 < len(self.head):
-                y = torch.relu(y)
-        return y
 
 
 CASES = [
@@ -65,11 +44,7 @@ def test_golden_inside_the_bound(seed, case):
     logging.getLogger("compiler.pack").setLevel(logging.ERROR)
     n_in, hidden, layers, proj, head, peephole, steps, density, n_pes, scale = case
     cfg = config(n_pes)
-    torch.manual_seed(seed)
-    m = Model(n_in, hidden, layers, proj, head, peephole).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.mul_(scale)
+    m = lstm_model(n_in, hidden, layers, proj, head, peephole, seed=seed, scale=scale)
     compressed = compress_lstm(m, cfg, density=density, bits=4, balance=density is not None)
     image = pack_lstm(compressed, cfg)
     x = torch.randn(3, steps, n_in, dtype=torch.float64,
