@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/eie bench compiler
 	$(BIN)/eie bench eie
+	$(BIN)/eie bench ese --model-only
 
 clean:
 	rm -rf build sim_build .pytest_cache
