@@ -20,10 +20,12 @@ from .lstm_model import LSTMResult, decode_matrices, run_lstm
 
 __all__ = ["LSTM_PIPELINE", "FrameCycles", "LSTMCycleReport", "lstm_cycles"]
 
-#: Constants the ESE RTL fixes (part 2 measures them and may change them; golden and RTL
-#: must agree): LOAD after the frame's ``I'/N`` load cycles, CELL from the last gate row
-#: leaving the accumulators to the last ``m`` written, COPY after the ``H'/N`` copy cycles.
-LSTM_PIPELINE = {"LOAD": 1, "CELL": 8, "COPY": 2}
+#: Constants of the ESE RTL (``rtl.lstm_scheduler.lstm_pipeline``; ``sim_tests`` assert
+#: them cycle for cycle): LOAD after the frame's ``I'/N`` load cycles (the cycle that finds
+#: the frame, the read latency, the frame's end), SEG per run of the tile sequencer (a
+#: projection, the head), CELL per gate tile (its SEG and the cell unit's drain), COPY
+#: after the ``H'/N`` copy cycles.
+LSTM_PIPELINE = {"LOAD": 3, "SEG": 2, "CELL": 8, "COPY": 2}
 
 
 @dataclass
@@ -38,9 +40,10 @@ class FrameCycles:
     ideal : per tile ``ceil(sum_p busy / N)``, summed.
     elementwise : gate rows through the cell unit per PE (the gate tiles' ``out_local``).
     elementwise_hidden : of those, the cycles that overlap the gate write-back: the cell
-        unit runs ``CELL`` cycles behind the write-back stream, so all but ``CELL`` of
-        each gate tile's ``out_local`` (none when ``out_local <= CELL``; docs/ese.md).
-    elementwise_exposed : cycles the cell unit adds to the frame (``CELL`` per gate tile).
+        unit drains ``CELL - SEG`` cycles after the write-back stream ends, so all but that
+        of each gate tile's ``out_local`` (none when ``out_local`` is shorter).
+    elementwise_exposed : cycles the cell unit adds to the frame (``CELL - SEG`` per gate
+        tile).
     per_matrix : cycles per matrix (``image.matrices.layers`` order).
     """
 
@@ -119,17 +122,22 @@ def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
                 acc.cycles += cell
                 acc.per_matrix[info.gates] += cell
                 acc.elementwise += sum(tile.desc.out_local for tile in tiles)
-                acc.hidden += sum(max(tile.desc.out_local - lpipe["CELL"], 0)
-                                  for tile in tiles)
-                acc.exposed += cell
+                drain = lpipe["CELL"] - lpipe["SEG"]     # the cell unit's own share
+                acc.hidden += sum(max(tile.desc.out_local - drain, 0) for tile in tiles)
+                acc.exposed += drain * len(tiles)
                 m = result.trace[li]["m"][group, t]
                 if info.proj:
+                    acc.cycles += lpipe["SEG"]
+                    acc.per_matrix[info.projection] += lpipe["SEG"]
                     acc.matrix(info.projection, matrices[info.projection],
                                _active([(m, padded(info.hidden, n))], cols[info.projection]),
                                depth, pipe)
                 else:
                     acc.cycles += padded(info.hidden, n) // n + lpipe["COPY"]
                 inp = (result.h[li][group, t], padded(info.n_out, n))
+            if image.head:
+                acc.cycles += lpipe["SEG"]
+                acc.per_matrix[image.head[0]] += lpipe["SEG"]
             for j, k in enumerate(image.head):
                 acc.matrix(k, matrices[k], _active([inp], cols[k]), depth, pipe)
                 out = result.trace[-1]["head"][j][group, t]
