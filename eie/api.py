@@ -428,8 +428,17 @@ def golden(image, x, output=None) -> dict:
 
 def sim(image, x, output=None, *, waves=None) -> dict:
     """``eie sim``: run the image on the RTL under Verilator; the fields of :func:`golden`,
-    with measured cycles. An ESE image is refused (``ValueError``): no ESE RTL yet."""
+    with measured cycles. An ESE image runs on the ESE RTL (``eie.lstm_api.sim_lstm``:
+    also ``model_cycles``, ``bit_exact`` and ``cycle_exact``); waves are EIE only."""
     path = None if output is None else check_output(output, image=image)
+    loaded = load_image(image)
+    if isinstance(loaded, LSTMImage):
+        if waves is not None:
+            raise ValueError("--waves is not supported for ESE images yet")
+        out = lstm_api.sim_lstm(loaded, x)
+        if path is not None:
+            write_npz(path, out)
+        return out
     image, x, q_in = _inputs(image, x)
     result = runner.simulate(image, q_in, waves=waves)
     return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],

@@ -320,12 +320,15 @@ def _golden(args) -> None:
     per_sequence = np.atleast_1d(out["cycles"].sum(axis=-1))
     print(f"wrote {args.output}: y {list(out['y'].shape)}, cycles per sequence "
           f"{per_sequence.tolist()[:8]} ({out['cycles'].shape[-1]} frames)")
+    if "bit_exact" in out:
+        print(f"RTL against golden: bit-exact {bool(out['bit_exact'])}, cycle-exact "
+              f"{bool(out['cycle_exact'])}")
     saturated = out["saturation"].reshape(-1, len(out["saturation_stages"])).sum(axis=0)
     wraps = int(np.sum(out["wraps"]))
     if saturated.any() or wraps:
         counts = ", ".join(f"{stage} {int(c)}" for stage, c in
                            zip(out["saturation_stages"], saturated, strict=True))
-        print(f"eie golden: warning: values saturated ({counts}); {wraps} accumulator "
+        print(f"eie {args.command}: warning: values saturated ({counts}); {wraps} accumulator "
               f"wrap(s) (docs/ese.md, Numerics)", file=sys.stderr)
 
 

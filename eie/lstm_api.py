@@ -16,11 +16,12 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_image import LSTMImage, read_lstm_image, write_lstm_image
 from golden.lstm_cycles import lstm_cycles
 from golden.lstm_model import decode_matrices, quantize_sequence, run_lstm
+from sim_tests.ese_runner import simulate_lstm
 
 from .inputs import finite_float, read_input
 
 __all__ = ["SATURATION_STAGES", "lstm_config", "as_lstm_image", "load_sequence",
-           "pack_lstm_model", "describe_pack", "golden_lstm"]
+           "pack_lstm_model", "describe_pack", "golden_lstm", "sim_lstm"]
 
 #: Order of the stages in the ``saturation`` array of :func:`golden_lstm`'s result
 #: (``golden.lstm_model.LSTMResult.saturation``).
@@ -122,6 +123,50 @@ def describe_pack(image: LSTMImage, compressed: CompressedLSTM, density) -> str:
     else:
         lines.append(f"no head: the output is h of {image.layers[-1].name}")
     return "\n".join(lines)
+
+
+def _golden(image, q_in):
+    matrices = decode_matrices(image)
+    result = run_lstm(image, q_in, matrices=matrices, trace=True)
+    return result, lstm_cycles(image, q_in, matrices=matrices, result=result)
+
+
+def sim_lstm(image, x, output=None) -> dict:
+    """``eie sim`` of an ESE image: the frames through the ESE RTL under Verilator (one
+    run per group of ``channels`` sequences, every frame loaded before the run starts).
+
+    Returns (and writes to ``output``) the fields of :func:`golden_lstm`, with ``y``/``q``
+    and ``cycles`` from the RTL, plus ``model_cycles`` (the cycle model's) and
+    ``bit_exact``/``cycle_exact`` (RTL against golden). ``saturation`` and ``wraps`` are
+    golden's counts for the same input (the RTL has no counters; it equals golden bit for
+    bit, which ``bit_exact`` checks).
+    """
+    image = as_lstm_image(image)
+    x = load_sequence(x, image.n_in)
+    single = x.ndim == 2
+    q_in = quantize_sequence(x if not single else x[None], image.config)
+    result, report = _golden(image, q_in)
+    rtl = simulate_lstm(image, q_in)
+    per_matrix = np.array([[frame.per_matrix for frame in frames] for frames in report.frames],
+                          np.int64)
+    out = {
+        "y": rtl["q"] / float(1 << image.config.channel.act_frac),
+        "q": rtl["q"],
+        "cycles": np.asarray(rtl["cycles"], np.int64),
+        "model_cycles": np.asarray(report.cycles, np.int64),
+        "cycles_per_matrix": per_matrix,
+        "saturation": np.stack([result.saturation[k] for k in SATURATION_STAGES], axis=-1),
+        "saturation_stages": np.array(SATURATION_STAGES),
+        "wraps": np.asarray(result.wraps, np.int64),
+        "bit_exact": np.array(bool(np.array_equal(rtl["q"], result.q))),
+        "cycle_exact": np.array(bool(np.array_equal(rtl["cycles"], report.cycles))),
+    }
+    if single:
+        out = {k: (v[0] if v.ndim and k not in ("saturation_stages",) else v)
+               for k, v in out.items()}
+    if output is not None:
+        np.savez(output, **out)
+    return out
 
 
 def golden_lstm(image, x, output=None) -> dict:

@@ -68,7 +68,7 @@ def build_ese(config, *, build_dir=None, opt=None, frame_slots=SIM_FRAME_SLOTS,
               slot_words=SIM_SLOT_WORDS) -> Path:
     """Verilate the engine for ``config`` (cached); return the build directory."""
     return _build(_plan(config, build_dir=build_dir, opt=opt, frame_slots=frame_slots,
-                        slot_words=slot_words))
+                        slot_words=slot_words), TOPLEVEL)
 
 
 def _timeout(image: LSTMImage, steps: int) -> int:
@@ -97,7 +97,7 @@ def simulate_lstm(image, q, *, build_dir=None, opt=None, host_idle: float = 0.0,
         raise ValueError(f"inputs must have shape [batch, T, {image.n_in}], not {q.shape}")
     plan = _plan(image.config, build_dir=build_dir, opt=opt, frame_slots=frame_slots,
                  slot_words=slot_words, bake_image=image if bake else None)
-    out = _build(plan)
+    out = _build(plan, TOPLEVEL)
     verilator_env()
     with tempfile.TemporaryDirectory(prefix="run_", dir=out) as tmp:
         tmp = Path(tmp)

@@ -294,19 +294,19 @@ def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads) -> _
                  build_key(verilog, control, flags))
 
 
-def _build(plan: _Plan) -> Path:
+def _build(plan: _Plan, toplevel: str = TOPLEVEL) -> Path:
     out, opt, kind = plan.out, plan.opt, plan.kind
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / "stamp"
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text() == plan.key and (out / TOPLEVEL).exists():
+        if stamp.exists() and stamp.read_text() == plan.key and (out / toplevel).exists():
             return out
         verilator_env()
         stamp.unlink(missing_ok=True)
         rtl_dir = out / "rtl"
         rtl_dir.mkdir(exist_ok=True)
-        source = rtl_dir / f"{TOPLEVEL}.v"
+        source = rtl_dir / f"{toplevel}.v"
         source.write_text(plan.verilog)
         for file, contents in plan.side_files.items():
             (rtl_dir / file).write_text(contents)
@@ -318,7 +318,7 @@ def _build(plan: _Plan) -> Path:
         os.environ["MAKEFLAGS"] = f"{saved or ''} OPT_FAST={opt} OPT_SLOW={opt}".strip()
         try:
             _VerilatorRunner().build(
-                sources=[str(control_path), str(source)], hdl_toplevel=TOPLEVEL,
+                sources=[str(control_path), str(source)], hdl_toplevel=toplevel,
                 build_dir=out, timescale=TIMESCALE, build_args=plan.build_args,
                 waves=kind is not None, log_file=out / "build.log")
         finally:
