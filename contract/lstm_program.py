@@ -20,6 +20,7 @@ import enum
 from dataclasses import dataclass
 
 from .config import clog2
+from .host_map import MAX_HOST_DEPTH, MAX_HOST_PES, PE_SHIFT, REGION_SHIFT, SEL_SHIFT
 from .image import Descriptor
 from .lstm_config import ESEConfig
 from .lstm_image import LSTMImage
@@ -27,7 +28,7 @@ from .lstm_layout import padded
 
 __all__ = ["OpKind", "Op", "op_fields", "op_bits", "frame_program", "encode_op",
            "ops_depth", "ESERegion", "ESEReg", "ChanSel", "PEEPHOLE_SEL", "FrameIO",
-           "frame_io"]
+           "frame_io", "ese_address"]
 
 
 class OpKind(enum.IntEnum):
@@ -209,3 +210,16 @@ class ESEReg(enum.IntEnum):
     CHANNELS = 0x18     # R: channels
     FRAME_SLOTS = 0x19  # R: frame slots of the rings
     FRAME_CYCLES = 0x200  # R: + s, cycles of the last frame run in slot s
+
+
+def ese_address(region: ESERegion | int, addr: int = 0, *, pe: int = 0, sel: int = 0) -> int:
+    """Host word address of ``addr`` in ``region`` of the ESE map (the twin of
+    :func:`contract.host_map.host_address`, with :class:`ESERegion` and any ``sel``)."""
+    if not 0 <= addr < MAX_HOST_DEPTH:
+        raise ValueError(f"Host address offset must be in [0, {MAX_HOST_DEPTH}), not {addr!r}")
+    if not 0 <= pe < MAX_HOST_PES:
+        raise ValueError(f"Host PE number must be in [0, {MAX_HOST_PES}), not {pe!r}")
+    if not 0 <= int(sel) < 8:
+        raise ValueError(f"Host memory select must be in [0, 8), not {sel!r}")
+    return ((int(ESERegion(region)) << REGION_SHIFT) | (int(pe) << PE_SHIFT)
+            | (int(sel) << SEL_SHIFT) | int(addr))

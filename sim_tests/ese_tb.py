@@ -13,7 +13,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
-from contract.host_map import MemSel, host_address
+from contract.host_map import MemSel
 from contract.lstm_image import read_lstm_image
 from contract.lstm_program import (
     PEEPHOLE_SEL,
@@ -21,6 +21,7 @@ from contract.lstm_program import (
     ESEReg,
     ESERegion,
     encode_op,
+    ese_address,
     frame_io,
     frame_program,
     op_bits,
@@ -34,7 +35,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def _reg(reg) -> int:
-    return host_address(ESERegion.REGS, int(reg))
+    return ese_address(ESERegion.REGS, int(reg))
 
 
 def _signed(value: int, bits: int = 64) -> int:
@@ -52,23 +53,23 @@ class ESETB(TB):
                               ("ptr_odd", MemSel.PTR_ODD), ("bias", MemSel.BIAS)):
                 words = getattr(mats, name)[p]
                 for addr in np.flatnonzero(words):
-                    await self.write(host_address(ESERegion.PE, int(addr), pe=p, sel=sel),
+                    await self.write(ese_address(ESERegion.PE, int(addr), pe=p, sel=sel),
                                      int(words[addr]))
             words = image.peephole[p]
             for addr in np.flatnonzero(words):
-                await self.write(host_address(ESERegion.PE, int(addr), pe=p,
+                await self.write(ese_address(ESERegion.PE, int(addr), pe=p,
                                               sel=PEEPHOLE_SEL), int(words[addr]))
         for addr in np.flatnonzero(mats.codebook):
-            await self.write(host_address(ESERegion.CODEBOOK, int(addr)),
+            await self.write(ese_address(ESERegion.CODEBOOK, int(addr)),
                              int(mats.codebook[addr]))
         tables = np.concatenate([image.sigmoid, image.tanh])
         for addr, value in enumerate(tables):
-            await self.write(host_address(ESERegion.TABLES, addr), int(value))
+            await self.write(ese_address(ESERegion.TABLES, addr), int(value))
         for t, op in enumerate(frame_program(image)):
             word = encode_op(op, cfg)
             if op_bits(cfg) > 64:
                 await self.write(_reg(ESEReg.WDATA_HIGH), word >> 64)
-            await self.write(host_address(ESERegion.PROGRAM, t), word & _MASK64)
+            await self.write(ese_address(ESERegion.PROGRAM, t), word & _MASK64)
         io = frame_io(image)
         await self.write(_reg(ESEReg.X_WORDS), io.x_words)
         await self.write(_reg(ESEReg.OUT_BASE), io.out_base)
@@ -82,7 +83,7 @@ class ESETB(TB):
             for t, frame in enumerate(seq):
                 base = (t % slots) * slot_words
                 for j in np.flatnonzero(frame):
-                    await self.write(host_address(ESERegion.CHANNEL, base + int(j) // n,
+                    await self.write(ese_address(ESERegion.CHANNEL, base + int(j) // n,
                                                   pe=int(j) % n, sel=ChanSel.IN_RING),
                                      int(frame[j]))
 
@@ -94,7 +95,7 @@ class ESETB(TB):
             for t, frame in enumerate(seq):
                 base = (t % slots) * slot_words
                 for j in np.flatnonzero(frame):
-                    await self.write(host_address(ESERegion.CHANNEL, base + int(j) // n,
+                    await self.write(ese_address(ESERegion.CHANNEL, base + int(j) // n,
                                                   pe=int(j) % n, sel=ChanSel.IN_RING), 0)
 
     async def read_outputs(self, channels: int, steps: int, n_out: int, slot_words: int,
@@ -103,7 +104,7 @@ class ESETB(TB):
         out = np.zeros((channels, steps, n_out), np.int64)
         for c in range(channels):
             await self.write(_reg(ESEReg.CHANNEL_SEL), c)
-            addrs = [host_address(ESERegion.CHANNEL, (t % slots) * slot_words + j // n,
+            addrs = [ese_address(ESERegion.CHANNEL, (t % slots) * slot_words + j // n,
                                   pe=j % n, sel=ChanSel.OUT_RING)
                      for t in range(steps) for j in range(n_out)]
             words = await self.read_many(addrs)
