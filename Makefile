@@ -35,7 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/eie bench compiler
 	$(BIN)/eie bench eie
-	$(BIN)/eie bench ese --model-only
+	$(BIN)/eie bench ese
 
 clean:
 	rm -rf build sim_build .pytest_cache

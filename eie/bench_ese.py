@@ -104,6 +104,104 @@ def _variant(label, config, compressed, q, n_frames):
     }
 
 
+def _torch_us_per_frame(compressed, n_in: int, hidden: int, proj: int, frames: int = 50):
+    """Float ``torch.nn.LSTM`` of the same sizes and compressed weights (dense, float32,
+    batch 1, peepholes left out: nn.LSTM has none), µs per frame on this machine: the
+    median of 5 runs of ``frames`` frames after a warm-up run."""
+    import torch
+
+    lstm = torch.nn.LSTM(n_in, hidden, 1, proj_size=proj, batch_first=True)
+    reference = compressed.reference()
+    with torch.no_grad():
+        own = dict(reference.named_parameters())
+        for name, param in lstm.named_parameters():
+            match = [v for k, v in own.items() if k.endswith(name)]
+            if match and match[0].shape == param.shape:
+                param.copy_(match[0].float())
+    x = torch.randn(1, frames, n_in)
+    times = []
+    with torch.no_grad():
+        lstm(x)
+        for _ in range(5):
+            t0 = time.perf_counter()
+            lstm(x)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / frames * 1e6, torch.get_num_threads()
+
+
+def _rtl(compressed, q, label):
+    """The 5-bit-index variant with one channel on the ESE RTL (Verilator)."""
+    from compiler.lstm_pack import pack_lstm
+    from golden.lstm_cycles import lstm_cycles
+    from golden.lstm_model import run_lstm
+    from sim_tests.ese_runner import build_ese, simulate_lstm
+
+    config = ESEConfig.ese(channels=1)
+    image = pack_lstm(compressed, config)
+    t0 = time.perf_counter()
+    build_ese(config, slot_words=16)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got = simulate_lstm(image, q[None], slot_words=16)
+    t_sim = time.perf_counter() - t0
+    want = run_lstm(image, q[None], trace=True)
+    report = lstm_cycles(image, q[None], result=want)
+    cycles = [int(c) for c in got["cycles"][0]]
+    model = [int(c) for c in report.cycles[0]]
+    frames = report.frames[0]
+    steady = max(cycles[1:] or cycles)
+    worst = frames[1:][int(np.argmax(cycles[1:]))] if len(cycles) > 1 else frames[0]
+    nnz = sum(info.nnz for info in image.matrices.layers)
+    return image, worst, {
+        "variant": label, "channels": 1,
+        "cycles_per_frame": steady, "cycles_per_frame_all": cycles,
+        "model_cycles_per_frame": max(model[1:] or model), "model_cycles_all": model,
+        "bit_exact": bool(np.array_equal(got["q"], want.q)),
+        "cycle_exact": cycles == model,
+        "mac_utilization": nnz / config.n_pes / steady,
+        "elementwise_hidden": worst.elementwise_hidden / max(worst.elementwise, 1),
+        "projected_us_200mhz": steady / ESE_CLOCK_MHZ,
+        "seconds": {"verilator_build": t_build, "simulation": t_sim},
+    }
+
+
+def _breakdown(image, frame, cycles: int) -> dict[str, int]:
+    """Where one frame's cycles go (from the cycle model's figures of that frame)."""
+    from golden.cycle_model import PIPELINE
+    from golden.lstm_cycles import LSTM_PIPELINE
+
+    tiles = image.matrices.program
+    out_local = sum(d.out_local for d in tiles)
+    fixed = len(tiles) * (PIPELINE["PRE"] + PIPELINE["DRAIN"] + PIPELINE["POST"])
+    load = image.memory.x_words + LSTM_PIPELINE["LOAD"]
+    parts = {"frame load": load, "SpMV compute": frame.compute,
+             "preload (bias)": out_local, "write-back (cell unit under it)": out_local,
+             "cell unit drain (exposed)": frame.elementwise_exposed,
+             "tile fetch / drain / post": fixed}
+    parts["segment starts"] = cycles - sum(parts.values())
+    return parts
+
+
+def _plot(parts: dict[str, int], path: Path, title: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    left = 0
+    for name, value in parts.items():
+        ax.barh(0, value, left=left, label=f"{name}: {value:,}")
+        left += value
+    ax.set_yticks([])
+    ax.set_xlabel("cycles")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def bench_ese(out_dir: Path, *, quick: bool = False, model_only: bool = True) -> str:
     """Run the benchmark, write ``out_dir/ese.md`` and ``out_dir/ese.json``, return the
     report text.
@@ -112,8 +210,9 @@ def bench_ese(out_dir: Path, *, quick: bool = False, model_only: bool = True) ->
     ----------
     out_dir : where the reports go (created).
     quick : a 256-cell, 128-projection model and 2 frames (a smoke test).
-    model_only : the cycle model only. The ESE RTL does not exist yet (part 2), so the
-        report says so when ``False``.
+    model_only : the cycle model only; otherwise the 5-bit-index variant with one channel
+        also runs on the ESE RTL under Verilator (measured cycles, bit-exactness, the
+        float torch figure of the same sizes, and ``ese_frame.png``).
     """
     from compiler.lstm_pack import compress_lstm
     from golden.lstm_model import quantize_sequence
@@ -132,17 +231,32 @@ def bench_ese(out_dir: Path, *, quick: bool = False, model_only: bool = True) ->
             for label, cfg in index_variants(base)]
     weights = sum(int(np.prod(s["shape"])) for s in compressed.stats)
     real = 4 * hidden * (n_in + proj) + proj * hidden
-    text = _report(rows, base, quick, model_only, t_compress, weights, real, n_in, hidden,
-                   proj, n_frames)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rtl = None
+    text = _report(rows, base, quick, model_only, t_compress, weights, real, n_in, hidden,
+                   proj, n_frames)
+    if not model_only:
+        image, worst, rtl = _rtl(compressed, q[0], rows[1]["label"])
+        rtl["torch_cpu_us_per_frame"], rtl["torch_threads"] = _torch_us_per_frame(
+            compressed, n_in, hidden, proj)
+        parts = _breakdown(image, worst, rtl["model_cycles_per_frame"])
+        rtl["breakdown"] = parts
+        _plot(parts, out_dir / "ese_frame.png",
+              f"one frame, {rtl['cycles_per_frame']:,} cycles (RTL), 32 PEs, 1 channel")
+        text += "\n" + _rtl_report(rtl, parts)
     (out_dir / "ese.md").write_text(text + "\n")
     data = {"model": {"n_in": n_in, "hidden": hidden, "proj": proj, "peephole": True,
                       "density": DENSITY, "weights": real, "frames": n_frames,
                       "quick": quick},
             "config": base.to_dict(), "compress_seconds": t_compress,
-            "ese_cycles": ESE_CYCLES, "goal_cycles": GOAL_CYCLES, "rtl": None,
+            "ese_cycles": ESE_CYCLES, "goal_cycles": GOAL_CYCLES, "rtl": rtl,
             "variants": rows}
+    if rtl is not None:
+        data.update({k: rtl[k] for k in ("cycles_per_frame", "model_cycles_per_frame",
+                                          "bit_exact", "mac_utilization",
+                                          "elementwise_hidden", "projected_us_200mhz",
+                                          "torch_cpu_us_per_frame")})
     (out_dir / "ese.json").write_text(json.dumps(data, indent=1))
     return text
 
@@ -200,6 +314,34 @@ def _report(rows, base, quick, model_only, t_compress, weights, real, n_in, hidd
     row(f"golden, {n_frames} frames (s)", lambda r: f"{r['seconds']['golden']:.3f}")
     row(f"cycle model, {n_frames} frames (s)", lambda r: f"{r['seconds']['cycle_model']:.3f}")
     lines += ["", f"compress (prune + share, both variants): {t_compress:.2f} s"]
-    if not model_only:
-        lines.append("RTL: not run (the ESE RTL is part 2); figures are the cycle model's")
+    if model_only:
+        lines.append("RTL: not run (--model-only); figures are the cycle model's")
+    return "\n".join(lines)
+
+
+def _rtl_report(rtl: dict, parts: dict[str, int]) -> str:
+    cyc = rtl["cycles_per_frame"]
+    lines = [
+        f"## RTL ({rtl['variant']}, 1 channel, Verilator)", "",
+        "| figure | value |", "|---|---|",
+        f"| **cycles per frame** (RTL, worst after frame 0) | **{cyc:,}** |",
+        f"| cycles per frame, every frame (RTL) | "
+        f"{', '.join(f'{c:,}' for c in rtl['cycles_per_frame_all'])} |",
+        f"| cycle model | {rtl['model_cycles_per_frame']:,} (cycle-exact: "
+        f"{rtl['cycle_exact']}) |",
+        f"| bit-exact against golden | {rtl['bit_exact']} |",
+        f"| part-2 goal <= {GOAL_CYCLES:,} | {'met' if cyc <= GOAL_CYCLES else '**missed**'} |",
+        f"| vs ESE {ESE_CYCLES:,} (recalled) | {cyc / ESE_CYCLES:.3f}x |",
+        f"| projected µs per frame @ 200 MHz | {rtl['projected_us_200mhz']:.1f} |",
+        f"| MAC utilization | {rtl['mac_utilization']:.3f} |",
+        f"| elementwise cycles hidden under SpMV write-back (goal >= 90%) | "
+        f"{rtl['elementwise_hidden']:.1%} |",
+        f"| float torch.nn.LSTM, batch 1, this machine ({rtl['torch_threads']} threads) | "
+        f"{rtl['torch_cpu_us_per_frame']:.1f} µs per frame |",
+        f"| Verilator build / simulation (s) | {rtl['seconds']['verilator_build']:.1f} / "
+        f"{rtl['seconds']['simulation']:.1f} |",
+        "", "Where a frame's cycles go ([ese_frame.png](ese_frame.png)):", "",
+        "| part | cycles |", "|---|---|",
+    ]
+    lines += [f"| {name} | {value:,} |" for name, value in parts.items()]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ __all__ = ["LSTM_PIPELINE", "FrameCycles", "LSTMCycleReport", "lstm_cycles"]
 #: the frame, the read latency, the frame's end), SEG per run of the tile sequencer (a
 #: projection, the head), CELL per gate tile (its SEG and the cell unit's drain), COPY
 #: after the ``H'/N`` copy cycles.
-LSTM_PIPELINE = {"LOAD": 3, "SEG": 2, "CELL": 8, "COPY": 2}
+LSTM_PIPELINE = {"LOAD": 3, "SEG": 2, "CELL": 12, "COPY": 2}
 
 
 @dataclass

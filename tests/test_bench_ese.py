@@ -3,6 +3,8 @@ the config rules (no wall-clock assertion)."""
 
 import json
 
+import pytest
+
 from contract.lstm_config import ESEConfig
 from eie.bench_ese import bench_ese, index_variants
 
@@ -27,8 +29,23 @@ def test_bench_ese_quick(tmp_path):
         assert len(row["cycles_per_frame"]) == 2
 
 
-def test_bench_ese_rtl_note(tmp_path):
-    assert "RTL: not run" in bench_ese(tmp_path, quick=True, model_only=False)
+def test_bench_ese_model_only_says_so(tmp_path):
+    assert "RTL: not run (--model-only)" in bench_ese(tmp_path, quick=True)
+
+
+@pytest.mark.slow
+def test_bench_ese_quick_on_the_rtl(tmp_path):
+    """The quick model on the 32-PE RTL (a 32-PE Verilator build: minutes)."""
+    text = bench_ese(tmp_path, quick=True, model_only=False)
+    data = json.loads((tmp_path / "ese.json").read_text())
+    assert data["bit_exact"] and data["rtl"]["cycle_exact"]
+    assert data["cycles_per_frame"] == data["model_cycles_per_frame"]
+    five = data["variants"][1]
+    assert data["cycles_per_frame"] == five["steady_cycles"]
+    assert sum(data["rtl"]["breakdown"].values()) == data["cycles_per_frame"]
+    assert data["torch_cpu_us_per_frame"] > 0
+    assert (tmp_path / "ese_frame.png").stat().st_size > 0
+    assert "## RTL" in text
 
 
 def test_ese_default_is_the_five_bit_variant():
