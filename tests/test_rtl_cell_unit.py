@@ -5,7 +5,8 @@ exact cycle (o row + ``LATENCY``) and address.  C = 1 at the ESE size (tables fr
 ``make_tables``, given as init) and C = 3 on a small config (random full-range tables and
 peepholes written through the host ports, 18-bit cells, so cells saturate), peepholes
 on and off, with large and saturating inputs, several tiles with different bases, back to
-back cells, and ``clear``."""
+back cells, and ``clear``.  Last, every PE's cell unit against ``golden.lstm_model.run_lstm``
+itself on a packed 2-layer peephole LSTM with projection (tests/lstm_models.py)."""
 
 import random
 
@@ -16,7 +17,7 @@ from amaranth.sim import Simulator
 from compiler.lstm_pack import make_tables
 from contract.config import EIEConfig
 from contract.lstm_config import ESEConfig
-from golden.lstm_model import _rshift, table_lookup
+from golden.lstm_model import _rshift, run_lstm, table_lookup
 from rtl.cell_unit import CellUnit
 from rtl.common import HostWrite
 
@@ -107,31 +108,15 @@ def random_u(rng, config, shape):
     return u
 
 
-def run(config, tables, peep, tiles, frames, seed, *, host=False, clear=()):
-    """Run ``frames`` frames of ``tiles`` [(cell_base, m_base, peephole, shift, cells)];
-    ``clear`` addresses are cleared before the last frame.  Returns (expected, got) lists
-    of (cycle, addr, values) and the reference's saturation counts."""
-    rng = np.random.default_rng(seed)
+def drive(dut, schedule, *, writes=(), seed=0):
+    """Simulate ``dut``: the host ``writes`` [(port, addr, value)] one per cycle, then per
+    ``schedule`` entry ``(clear, fields, u)`` the ``clear`` addresses one per cycle and
+    a tile (``fields`` = cell_base, m_base, peephole, peep_shift; ``u`` int [cells, 4, C])
+    with its rows back to back; the next tile starts 0..5 cycles after its last ``m``.
+    Returns every ``m`` as ``(cycle, addr, values)`` and the cycle of every o row."""
     gen = random.Random(seed)
-    channels, latency = config.channels, CellUnit.LATENCY
-    init = {} if host else dict(sigmoid_init=tables[0], tanh_init=tables[1],
-                                peephole_init=peep)
-    dut = CellUnit(config=config, **init)
-    state = np.zeros((config.cell_depth, channels), np.int64)
-    schedule, expected, got = [], [], []
-    stats = {"table": 0, "cell": 0}
-    for frame in range(frames):
-        if frame == frames - 1:
-            state[list(clear)] = 0
-        for base, m_base, peephole, shift, cells in tiles:
-            u = random_u(rng, config, (cells, 4, channels))
-            schedule.append(((base, m_base, peephole, shift), u, frame == frames - 1))
-            for k in range(cells):
-                p = (np.array([peep[3 * (base + k) + q] for q in range(3)], np.int64)
-                     if peephole else np.zeros(3, np.int64))
-                c, m = reference_cell(config, tables, u[k], state[base + k], p, shift, stats)
-                state[base + k] = c
-                expected.append((m_base + k, m.tolist()))
+    got, o_rows = [], []
+    latency = CellUnit.LATENCY
 
     async def testbench(ctx):
         now = 0
@@ -144,24 +129,17 @@ def run(config, tables, peep, tiles, frames, seed, *, host=False, clear=()):
                 await ctx.tick()
                 now += 1
 
-        if host:
-            size = config.table_size
-            writes = [(dut.host_table, f * size + s, int(tables[f][s])) for f in (0, 1)
-                      for s in range(size)]
-            writes += [(dut.host_peephole, a, int(v)) for a, v in enumerate(peep)]
-            for port, addr, value in writes:
-                ctx.set(port.en, 1)
-                ctx.set(port.addr, addr)
-                ctx.set(port.data, value)
-                await tick()
-                ctx.set(port.en, 0)
-        o_rows, pending_clear = [], list(clear)
-        for fields, u, last_frame in schedule:
-            while last_frame and pending_clear:        # before the last frame's first tile
-                ctx.set(dut.clear, {"en": 1, "addr": pending_clear.pop()})
+        for port, addr, value in writes:
+            ctx.set(port.en, 1)
+            ctx.set(port.addr, addr)
+            ctx.set(port.data, value)
+            await tick()
+            ctx.set(port.en, 0)
+        for clear, (base, m_base, peephole, shift), u in schedule:
+            for addr in clear:
+                ctx.set(dut.clear, {"en": 1, "addr": addr})
                 await tick()
             ctx.set(dut.clear, {"en": 0, "addr": 0})
-            base, m_base, peephole, shift = fields
             ctx.set(dut.tile, {"cell_base": base, "m_base": m_base, "peephole": peephole,
                                "peep_shift": shift})
             for k in range(u.shape[0]):
@@ -172,15 +150,52 @@ def run(config, tables, peep, tiles, frames, seed, *, host=False, clear=()):
                         o_rows.append(now)
                     await tick()
             ctx.set(dut.wb, {"valid": 0, "row": gen.randrange(4 * u.shape[0]),
-                             "values": [gen.randrange(-100, 100) for _ in range(channels)]})
+                             "values": [gen.randrange(-100, 100) for _ in range(u.shape[2])]})
             # The tile holds until its last m is out; the next one starts 0..5 cycles later.
             await tick(latency + gen.randint(0, 5))
-        expected[:] = [(t + latency, *e) for t, e in zip(o_rows, expected, strict=True)]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
+    return got, o_rows
+
+
+def table_writes(dut, config, tables, peep):
+    size = config.table_size
+    writes = [(dut.host_table, f * size + s, int(tables[f][s])) for f in (0, 1)
+              for s in range(size)]
+    return writes + [(dut.host_peephole, a, int(v)) for a, v in enumerate(peep)]
+
+
+def run(config, tables, peep, tiles, frames, seed, *, host=False, clear=()):
+    """Run ``frames`` frames of ``tiles`` [(cell_base, m_base, peephole, shift, cells)];
+    ``clear`` addresses are cleared before the last frame.  Returns (expected, got) lists
+    of (cycle, addr, values) and the reference's saturation counts."""
+    rng = np.random.default_rng(seed)
+    channels = config.channels
+    init = {} if host else dict(sigmoid_init=tables[0], tanh_init=tables[1],
+                                peephole_init=peep)
+    dut = CellUnit(config=config, **init)
+    state = np.zeros((config.cell_depth, channels), np.int64)
+    schedule, expected = [], []
+    stats = {"table": 0, "cell": 0}
+    for frame in range(frames):
+        if frame == frames - 1:
+            state[list(clear)] = 0
+        for n, (base, m_base, peephole, shift, cells) in enumerate(tiles):
+            u = random_u(rng, config, (cells, 4, channels))
+            first_of_last = frame == frames - 1 and n == 0
+            schedule.append((clear if first_of_last else (), (base, m_base, peephole, shift), u))
+            for k in range(cells):
+                p = (np.array([peep[3 * (base + k) + q] for q in range(3)], np.int64)
+                     if peephole else np.zeros(3, np.int64))
+                c, m = reference_cell(config, tables, u[k], state[base + k], p, shift, stats)
+                state[base + k] = c
+                expected.append((m_base + k, m.tolist()))
+    got, o_rows = drive(dut, schedule, seed=seed,
+                        writes=table_writes(dut, config, tables, peep) if host else ())
+    expected = [(t + CellUnit.LATENCY, *e) for t, e in zip(o_rows, expected, strict=True)]
     return expected, got, stats
 
 
@@ -219,3 +234,63 @@ def test_three_channels_random_tables(seed):
                                clear=(1, 9, 15))
     check(expected, got)
     assert stats["table"] > 100 and stats["cell"] > 10
+
+
+# ---- against golden.lstm_model.run_lstm on a packed peephole LSTM ------------------------
+GOLDEN_CONFIG = ESEConfig(channel=EIEConfig(n_pes=3, act_frac=11, acc_depth=16, act_depth=64,
+                                            spmat_depth=1024, ptr_depth=256, bias_depth=128,
+                                            max_tiles=16),
+                          channels=2, cell_depth=32)
+
+
+def test_against_golden_run_lstm():
+    """Every PE's cell unit on golden's own gate pre-activations: the raw write-back ``u``
+    is golden's traced ``u + pk`` minus the peephole term; the DUT's ``m`` must be golden's
+    ``m`` for every real cell, frame, layer and channel (two sequences on two channels),
+    and the cell state carries in the DUT's own cell memory."""
+    from compiler.lstm_pack import compress_lstm, pack_lstm
+    from tests.lstm_models import lstm_model
+
+    config = GOLDEN_CONFIG
+    n, y, f_act = config.n_pes, config.gate_frac, config.channel.act_frac
+    model = lstm_model(n_in=7, hidden=10, layers=2, proj=5, head=(4,), peephole=True,
+                       scale=2.0)
+    image = pack_lstm(compress_lstm(model, config, density=None, bits=4), config)
+    steps = 6
+    rng = np.random.default_rng(7)
+    q_in = rng.integers(-(3 << f_act), 3 << f_act, (config.channels, steps, image.n_in))
+    golden = run_lstm(image, q_in, trace=True)
+    assert any(info.peephole for info in image.layers)
+    for pe in range(n):
+        schedule, expected = [], []
+        for t in range(steps):
+            for layer, info in enumerate(image.layers):
+                trace, local = golden.trace[layer], -(-info.hidden // n)
+                shift = info.peep_frac + y - f_act
+                for first in range(0, local, config.cells_per_tile):
+                    ks = range(first, min(local, first + config.cells_per_tile))
+                    u = np.zeros((len(ks), 4, config.channels), np.int64)
+                    for j, k in enumerate(ks):
+                        r = pe + n * k
+                        if r >= info.hidden:
+                            expected.append(None)   # padding cell (u = 0): not golden's
+                            continue
+                        p = image.peephole[pe, 3 * (info.cell_base + k) + np.arange(3)]
+                        p = p if info.peephole else np.zeros(3, np.int64)
+                        c = golden.c[layer][:, t, r]
+                        c_prev = golden.c[layer][:, t - 1, r] if t else np.zeros_like(c)
+                        u[j, 0] = trace["u_i"][:, t, r] - _rshift(p[0] * c_prev, shift)
+                        u[j, 1] = trace["u_f"][:, t, r] - _rshift(p[1] * c_prev, shift)
+                        u[j, 2] = trace["u_g"][:, t, r]
+                        u[j, 3] = trace["u_o"][:, t, r] - _rshift(p[2] * c, shift)
+                        expected.append((16 * layer + k, trace["m"][:, t, r].tolist()))
+                    fields = (info.cell_base + first, 16 * layer + first, int(info.peephole),
+                              shift)
+                    schedule.append(((), fields, u))
+        dut = CellUnit(config=config, sigmoid_init=image.sigmoid, tanh_init=image.tanh,
+                       peephole_init=image.peephole[pe])
+        got, o_rows = drive(dut, schedule, seed=pe)
+        assert [g[0] for g in got] == [t + CellUnit.LATENCY for t in o_rows]
+        real = [(addr, values) for (_, addr, values), e in zip(got, expected, strict=True)
+                if e is not None]
+        assert real == [e for e in expected if e is not None]
