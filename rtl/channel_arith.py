@@ -51,7 +51,8 @@ def write_back_value(m, acc, tile, config, name="value"):
 
     ``floor((acc + 2**(s-1)) / 2**s) == floor((floor(2*acc / 2**s) + 1) / 2)`` for
     ``s >= 1`` and the right side is ``acc`` for ``s = 0``: one arithmetic shift, exact for
-    every shift and unable to overflow in ``acc_bits + 1`` bits.
+    every shift and unable to overflow in ``acc_bits + 1`` bits.  ``name`` names the
+    value signal (the rounding register is ``<name>_rounded``).
     """
     rounded = Signal(signed(config.acc_bits + 1), name=f"{name}_rounded")
     m.d.sync += rounded.eq(((acc * 2 >> tile.shift) + 1) >> 1)

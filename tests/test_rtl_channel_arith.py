@@ -36,6 +36,11 @@ def test_init():
     assert wb["row"].shape == unsigned(4)
     assert wb["values"].shape == data.ArrayLayout(signed(16), 3)
     assert dut.i.signature.always_ready and dut.wb.signature.always_ready
+    unit = ArithUnit(config=SMALL)
+    unit._MustUse__silence = True
+    for name in ("tile", "preload_en", "preload_row", "wb_en", "wb_row", "busy",
+                 "host_codebook", "host_bias"):
+        assert dut.signature.members[name] == unit.signature.members[name], name
 
 
 def test_wrong_parameters():
