@@ -8,14 +8,14 @@ into ``h`` of layers without a projection. The list is a pure function of an
 it, or the host writes it into the program memory (``Region.PROGRAM``).
 
 An operation word is the tile's EIE descriptor (``EIEConfig.descriptor_layout``, LSB
-first, ``out_base`` absolute and ``last`` set on the last tile of a *segment*) followed by
-the fields of :func:`op_fields`. A segment is what the EIE tile sequencer runs in one go:
-one gate tile (the cell unit then drains for ``CELL`` cycles), all tiles of one
-projection, or every tile of the head.
+first, ``out_base`` absolute and ``last`` set) followed by the fields of
+:func:`op_fields`. The EIE tile sequencer runs one tile at a time, so that the scheduler
+can add the write-back passes of channels 1 .. A-1 after each tile.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -92,16 +92,8 @@ def _tiles(image: LSTMImage, k: int, scan_base: int, out_base: int, **extra) -> 
     ops = []
     for t in range(info.n_tiles):
         d = image.matrices.program[info.first_tile + t]
-        desc = Descriptor(**{**d.__dict__, "out_base": out_base + d.out_base,
-                             "swap": False, "last": False})
+        desc = dataclasses.replace(d, out_base=out_base + d.out_base, swap=False, last=True)
         ops.append(Op(OpKind.TILE, desc, scan_base=scan_base, **extra))
-    return ops
-
-
-def _segment_end(ops: list[Op]) -> list[Op]:
-    last = ops[-1]
-    ops[-1] = Op(**{**last.__dict__, "desc": Descriptor(**{**last.desc.__dict__,
-                                                            "last": True})})
     return ops
 
 
@@ -116,16 +108,15 @@ def frame_program(image: LSTMImage) -> list[Op]:
         gates = mats.layers[info.gates]
         cells_per_tile = cfg.cells_per_tile
         for t, op in enumerate(_tiles(image, info.gates, mem.in_bases[li], 0)):
-            ops += _segment_end([Op(**{
-                **op.__dict__, "gate": True,
-                "cell_base": info.cell_base + t * cells_per_tile,
-                "m_base": mem.m_base + t * cells_per_tile,
-                "peephole": info.peephole,
-                "peep_shift": info.peep_frac + y_frac - f_act if info.peephole else 0})])
+            ops.append(dataclasses.replace(
+                op, gate=True,
+                cell_base=info.cell_base + t * cells_per_tile,
+                m_base=mem.m_base + t * cells_per_tile,
+                peephole=info.peephole,
+                peep_shift=info.peep_frac + y_frac - f_act if info.peephole else 0))
         assert gates.n_tiles * cells_per_tile >= padded(info.hidden, n) // n
         if info.proj:
-            ops += _segment_end(_tiles(image, info.projection, mem.m_base,
-                                       mem.h_bases[li]))
+            ops += _tiles(image, info.projection, mem.m_base, mem.h_bases[li])
         else:
             words = padded(info.hidden, n) // n
             desc = Descriptor(in_local=words, out_local=0, out_base=mem.h_bases[li],
@@ -138,8 +129,8 @@ def frame_program(image: LSTMImage) -> list[Op]:
             dst = mem.y_bases[j % 2]
             head += _tiles(image, k, src, dst)
             src = dst
-        ops += _segment_end(head)
-    ops[-1] = Op(**{**ops[-1].__dict__, "end": True})
+        ops += head
+    ops[-1] = dataclasses.replace(ops[-1], end=True)
     if len(ops) > ops_depth(cfg):
         raise ValueError(f"the frame program has {len(ops)} operations, the program memory "
                          f"holds {ops_depth(cfg)}")
@@ -201,7 +192,7 @@ class ESEReg(enum.IntEnum):
     WDATA_HIGH = 0x4    # W: bits [64:] of the next program write
     FRAMES = 0x10       # W: frames in the next run
     FRAMES_READY = 0x11  # W: frames the host has written (the run waits for frame t < this)
-    CHANNEL_MASK = 0x12  # W: channels holding a sequence (others are ignored by the LNZD)
+    ACTIVE_CHANNELS = 0x12  # W: channels 0 .. n-1 hold a sequence (the rest read as 0)
     CHANNEL_SEL = 0x13  # W: channel of Region.CHANNEL accesses
     X_WORDS = 0x14      # W: input words per PE per frame
     OUT_BASE = 0x15     # W: activation address of the output

@@ -22,10 +22,11 @@ __all__ = ["LSTM_PIPELINE", "FrameCycles", "LSTMCycleReport", "lstm_cycles"]
 
 #: Constants of the ESE RTL (``rtl.lstm_scheduler.lstm_pipeline``; ``sim_tests`` assert
 #: them cycle for cycle): LOAD after the frame's ``I'/N`` load cycles (the cycle that finds
-#: the frame, the read latency, the frame's end), SEG per run of the tile sequencer (a
-#: projection, the head), CELL per gate tile (its SEG and the cell unit's drain), COPY
-#: after the ``H'/N`` copy cycles.
-LSTM_PIPELINE = {"LOAD": 3, "SEG": 2, "CELL": 12, "COPY": 2}
+#: the frame, the read latency, the frame's end), SEG per projection or head tile, CELL
+#: per gate tile (its SEG and the cell unit's drain), COPY after the ``H'/N`` copy cycles,
+#: and with A > 1 channels per tile ``(A - 1) * out_local + PASS`` (the other channels'
+#: write-back passes).
+LSTM_PIPELINE = {"LOAD": 3, "SEG": 2, "CELL": 12, "COPY": 2, "PASS": 2}
 
 
 @dataclass
@@ -38,12 +39,12 @@ class FrameCycles:
     compute : sum of the matrix tiles' compute spans ``C``.
     mac_busy : per tile the busiest PE's entries, summed (a lower bound on ``compute``).
     ideal : per tile ``ceil(sum_p busy / N)``, summed.
-    elementwise : gate rows through the cell unit per PE (the gate tiles' ``out_local``).
-    elementwise_hidden : of those, the cycles that overlap the gate write-back: the cell
-        unit drains ``CELL - SEG`` cycles after the write-back stream ends, so all but that
-        of each gate tile's ``out_local`` (none when ``out_local`` is shorter).
-    elementwise_exposed : cycles the cell unit adds to the frame (``CELL - SEG`` per gate
-        tile).
+    elementwise : gate rows through the cell unit per PE (the gate tiles' ``out_local``
+        times the channels of the group).
+    elementwise_hidden : of those, the cycles that overlap the gate write-back: channel 0
+        streams through the cell unit, which drains ``CELL - SEG`` cycles after the
+        write-back ends, so all but that of each gate tile's ``out_local``.
+    elementwise_exposed : the rest: the drain and the other channels' passes.
     per_matrix : cycles per matrix (``image.matrices.layers`` order).
     """
 
@@ -117,29 +118,27 @@ def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
                           np.zeros((size, info.n_out), np.int64))
                 parts = [inp, (h_prev, padded(info.n_out, n))]
                 tiles = acc.matrix(info.gates, matrices[info.gates],
-                                   _active(parts, cols[info.gates]), depth, pipe)
-                cell = lpipe["CELL"] * len(tiles)
-                acc.cycles += cell
-                acc.per_matrix[info.gates] += cell
-                acc.elementwise += sum(tile.desc.out_local for tile in tiles)
+                                   _active(parts, cols[info.gates]), depth, pipe,
+                                   lpipe["CELL"], size, lpipe["PASS"])
                 drain = lpipe["CELL"] - lpipe["SEG"]     # the cell unit's own share
-                acc.hidden += sum(max(tile.desc.out_local - drain, 0) for tile in tiles)
-                acc.exposed += drain * len(tiles)
+                for tile in tiles:
+                    # channel 0 streams through the cell unit under the write-back; the
+                    # other channels' passes come after it
+                    acc.elementwise += size * tile.desc.out_local
+                    hidden = max(tile.desc.out_local - drain, 0)
+                    acc.hidden += hidden
+                    acc.exposed += size * tile.desc.out_local - hidden
                 m = result.trace[li]["m"][group, t]
                 if info.proj:
-                    acc.cycles += lpipe["SEG"]
-                    acc.per_matrix[info.projection] += lpipe["SEG"]
                     acc.matrix(info.projection, matrices[info.projection],
                                _active([(m, padded(info.hidden, n))], cols[info.projection]),
-                               depth, pipe)
+                               depth, pipe, lpipe["SEG"], size, lpipe["PASS"])
                 else:
                     acc.cycles += padded(info.hidden, n) // n + lpipe["COPY"]
                 inp = (result.h[li][group, t], padded(info.n_out, n))
-            if image.head:
-                acc.cycles += lpipe["SEG"]
-                acc.per_matrix[image.head[0]] += lpipe["SEG"]
             for j, k in enumerate(image.head):
-                acc.matrix(k, matrices[k], _active([inp], cols[k]), depth, pipe)
+                acc.matrix(k, matrices[k], _active([inp], cols[k]), depth, pipe,
+                           lpipe["SEG"], size, lpipe["PASS"])
                 out = result.trace[-1]["head"][j][group, t]
                 inp = (out, padded(out.shape[1], n))
             frame = acc.report()
@@ -170,9 +169,15 @@ class _Frame:
         self.elementwise = self.hidden = self.exposed = 0
         self.per_matrix = [0] * n_matrices
 
-    def matrix(self, k: int, tiles, active, queue_depth: int, pipe: dict):
+    def matrix(self, k: int, tiles, active, queue_depth: int, pipe: dict, extra: int,
+               channels: int, pass_cycles: int):
+        """Every tile: its EIE cycles, ``extra`` (SEG, or CELL for a gate tile) and with
+        more than one channel the write-back passes of channels 1 .. channels-1."""
         for tile in tiles:
             spent, span = _tile_cycles(tile, active, queue_depth, pipe)
+            spent += extra
+            if channels > 1:
+                spent += (channels - 1) * tile.desc.out_local + pass_cycles
             self.cycles += spent
             self.per_matrix[k] += spent
             self.compute += span.compute

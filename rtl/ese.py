@@ -140,8 +140,8 @@ class ESE(wiring.Component):
         regs = {
             ESEReg.FRAMES: Signal(16, name="frames"),
             ESEReg.FRAMES_READY: Signal(16, name="frames_ready"),
-            ESEReg.CHANNEL_MASK: Signal(cfg.channels, name="channel_mask",
-                                        init=(1 << cfg.channels) - 1),
+            ESEReg.ACTIVE_CHANNELS: Signal(range(cfg.channels + 1), name="active_channels",
+                                           init=cfg.channels),
             ESEReg.CHANNEL_SEL: Signal(range(cfg.channels), name="channel_sel"),
             ESEReg.X_WORDS: Signal(addr_bits + 1, name="x_words",
                                    init=io.x_words if io else 0),
@@ -169,14 +169,15 @@ class ESE(wiring.Component):
             sched.host_program.data.eq(Cat(wdata, wdata_high)),
             sched.cycles_raddr.eq(cmd.offset - ESEReg.FRAME_CYCLES),
         ]
-        for name in ("tile", "preload_en", "wb_en", "gate", "cell_tile", "scan_start",
+        for name in ("tile", "preload_en", "wb_en", "wb_channel", "gate", "cell_tile", "scan_start",
                      "scan_rows", "scan_mode", "scan_base", "mode", "xfer_en", "xfer_src",
                      "xfer_dst", "slot"):
             m.d.comb += getattr(array, name).eq(getattr(sched, name))
         m.d.comb += [
             array.preload_row.eq(sched.row), array.wb_row.eq(sched.row),
             array.raddr.eq(Mux(busy, sched.raddr, cmd.offset)),
-            array.channel_mask.eq(regs[ESEReg.CHANNEL_MASK]),
+            array.active.eq(regs[ESEReg.ACTIVE_CHANNELS]),
+            sched.active.eq(regs[ESEReg.ACTIVE_CHANNELS]),
             array.out_base.eq(regs[ESEReg.OUT_BASE]),
             array.out_words.eq(regs[ESEReg.OUT_WORDS]),
             array.host.en.eq(mem_write & (cmd.in_region(ESERegion.PE)

@@ -24,8 +24,8 @@ class ESEArray(wiring.Component):
 
     The scanner reads row ``l`` at activation address ``scan_base + l`` of every channel
     and treats a PE's C values as one word: it is non-zero when any channel's value is,
-    so a column is broadcast when it is non-zero in any channel of ``channel_mask``
-    (channels outside the mask read as 0). All PEs take a broadcast in the same cycle.
+    so a column is broadcast when it is non-zero in any of the ``active`` first channels
+    (the others read as 0). All PEs take a broadcast in the same cycle.
     While ``scan_mode`` is low the activation memories are read at ``raddr`` instead
     (copies, host reads).
 
@@ -51,6 +51,7 @@ class ESEArray(wiring.Component):
                 "tile": In(tile_layout(ch)),
                 "preload_en": In(1), "preload_row": In(range(ch.acc_depth)),
                 "wb_en": In(1), "wb_row": In(range(ch.acc_depth)),
+                "wb_channel": In(range(config.channels)),
                 "gate": In(1),
                 "cell_tile": In(cell_tile_layout(config)),
                 "scan_start": In(1),
@@ -60,7 +61,7 @@ class ESEArray(wiring.Component):
                 "scan_base": In(clog2(ch.act_depth)),
                 "raddr": In(clog2(ch.act_depth)),
                 "all_idle": Out(1),
-                "channel_mask": In(config.channels),
+                "active": In(range(config.channels + 1)),
                 "mode": In(Mode),
                 "xfer_en": In(1),
                 "xfer_src": In(sig["xfer_src"].shape),
@@ -106,7 +107,7 @@ class ESEArray(wiring.Component):
         for p, pe in enumerate(pes):
             masked = Signal(word, name=f"row{p}")
             for c in range(nch):
-                m.d.comb += masked[c].eq(Mux(self.channel_mask[c], pe.act_rdata[c], 0))
+                m.d.comb += masked[c].eq(Mux(self.active > c, pe.act_rdata[c], 0))
             m.d.comb += [
                 scanner.row_data[p].eq(masked.as_value()),
                 pe.act_in.valid.eq(scanner.o.valid & all_ready),
@@ -115,7 +116,8 @@ class ESEArray(wiring.Component):
                 pe.act_raddr.eq(raddr),
                 pe.host.en.eq(self.host.en & (self.host_all | (self.host_pe == p))),
             ]
-            for name in ("tile", "preload_en", "preload_row", "wb_en", "wb_row", "gate",
+            for name in ("tile", "preload_en", "preload_row", "wb_en", "wb_row", "wb_channel",
+                         "gate",
                          "cell_tile", "mode", "xfer_en", "xfer_src", "xfer_dst", "out_base",
                          "out_words", "slot", "host_sel", "host_chan_mem", "host_chan_sel",
                          "host_channel", "host_table", "host_raddr", "host_rsel"):

@@ -64,7 +64,8 @@ class ESEPE(wiring.Component):
     Matrix timing is :class:`rtl.pe.PE`'s (same ``IDLE_DELAY``, ``PRELOAD_LATENCY``,
     ``WRITEBACK_LATENCY``): the broadcast is accepted when every PE's
     ``level - pop + pending < queue_depth``. The write-back goes to the cell unit when
-    ``gate`` is set, else to ``act[tile.out_base + row]`` of every channel.
+    ``gate`` is set, else to ``act[tile.out_base + row]`` of channel ``wb_channel``: the
+    write-back and the cell unit are shared by the channels, one channel per request.
 
     Engine port (``mode``, ``xfer_en``, ``xfer_src``, ``xfer_dst``): in ``CLEAR`` a
     transfer zeroes ``act[dst]`` (and the cell state at ``dst``) at once; in ``LOAD`` and
@@ -105,13 +106,14 @@ class ESEPE(wiring.Component):
                 "tile": In(tile_layout(ch)),
                 "preload_en": In(1), "preload_row": In(range(ch.acc_depth)),
                 "wb_en": In(1), "wb_row": In(range(ch.acc_depth)),
+                "wb_channel": In(range(c)),
                 "gate": In(1),
                 "cell_tile": In(cell_tile_layout(config)),
                 "idle": Out(1),
                 "mode": In(Mode),
                 "xfer_en": In(1),
                 "xfer_src": In(max(addr, self._ring_bits)),
-                "xfer_dst": In(max(addr, clog2(config.cell_depth))),
+                "xfer_dst": In(max(addr, clog2(c * config.cell_depth))),
                 "act_raddr": In(addr),
                 "act_rdata": Out(data.ArrayLayout(act, c)),
                 "out_base": In(addr), "out_words": In(addr + 1),
@@ -199,10 +201,12 @@ class ESEPE(wiring.Component):
             arith.tile.eq(tile),
             arith.preload_en.eq(self.preload_en), arith.preload_row.eq(self.preload_row),
             arith.wb_en.eq(self.wb_en), arith.wb_row.eq(self.wb_row),
+            arith.wb_channel.eq(self.wb_channel),
             cell.tile.eq(self.cell_tile),
             cell.wb.valid.eq(arith.wb.valid & self.gate),
             cell.wb.row.eq(arith.wb.payload.row),
-            cell.wb.values.eq(arith.wb.payload.values),
+            cell.wb.channel.eq(arith.wb.payload.channel),
+            cell.wb.value.eq(arith.wb.payload.value),
         ]
 
         # ---- activation memories, frame rings ------------------------------------------
@@ -211,7 +215,7 @@ class ESEPE(wiring.Component):
         dst_d = Signal.like(self.xfer_dst)
         m.d.sync += [xfer_d.eq(self.xfer_en & (mode != Mode.CLEAR)), dst_d.eq(self.xfer_dst)]
         clearing = self.xfer_en & (mode == Mode.CLEAR)
-        m.d.comb += [cell.clear.en.eq(clearing & (self.xfer_dst < cfg.cell_depth)),
+        m.d.comb += [cell.clear.en.eq(clearing & (self.xfer_dst < nch * cfg.cell_depth)),
                      cell.clear.addr.eq(self.xfer_dst)]
         host = self.host
         chan_write = host.en & self.host_chan_mem
@@ -252,11 +256,11 @@ class ESEPE(wiring.Component):
                         m.d.comb += w_data.eq(in_r.data)
                     with m.Else():
                         m.d.comb += w_data.eq(act_r.data)
-                with m.Elif(arith.wb.valid & ~self.gate):
+                with m.Elif(arith.wb.valid & ~self.gate & (arith.wb.payload.channel == c)):
                     m.d.comb += [w_addr.eq(tile.out_base + arith.wb.payload.row),
-                                 w_data.eq(arith.wb.payload.values[c]), w_engine.eq(1)]
-                with m.Elif(cell.m.valid):
-                    m.d.comb += [w_addr.eq(cell.m.addr), w_data.eq(cell.m.values[c]),
+                                 w_data.eq(arith.wb.payload.value), w_engine.eq(1)]
+                with m.Elif(cell.m.valid & (cell.m.channel == c)):
+                    m.d.comb += [w_addr.eq(cell.m.addr), w_data.eq(cell.m.value),
                                  w_engine.eq(1)]
                 m.d.comb += [act_w.addr.eq(w_addr), act_w.data.eq(w_data),
                              act_w.en.eq(w_engine)]

@@ -31,6 +31,8 @@ class SchedulerState(enum.Enum, shape=4):
     CELL = 6
     COPY = 7
     FRAME_END = 8
+    PASS = 9        # write-back of channels 1 .. active-1, one row per cycle
+    PASS_TAIL = 10  # the cycles that stand for the sequencer's POST and finish
 
 
 def op_layout(config: ESEConfig) -> data.StructLayout:
@@ -50,8 +52,12 @@ def lstm_pipeline(cell_latency: int) -> dict[str, int]:
     accumulators, which is the cycle the scheduler sees the sequencer finish, and a copy
     or a tile may read it one cycle after that.
     ``COPY``: the DISPATCH cycle and the read latency.
+    ``PASS``: with ``A > 1`` channels, every tile adds ``(A - 1) * out_local`` write-back
+    cycles (one channel after the other: the write-back path and the cell unit are
+    shared) and these two cycles, which stand for POST and finish as after the sequencer.
     """
-    return {"LOAD": 3, "SEG": 2, "CELL": 2 + max(0, cell_latency - 1), "COPY": 2}
+    return {"LOAD": 3, "SEG": 2, "CELL": 2 + max(0, cell_latency - 1), "COPY": 2,
+            "PASS": 2}
 
 
 class LSTMScheduler(wiring.Component):
@@ -79,6 +85,7 @@ class LSTMScheduler(wiring.Component):
             super().__init__({
                 "start": In(1), "busy": Out(1), "done": Out(1), "waiting": Out(1),
                 "frames": In(16), "frames_ready": In(16), "x_words": In(addr + 1),
+                "active": In(range(config.channels + 1)),
                 "frame_count": Out(16),
                 "total_cycles": Out(COUNTER_BITS),
                 "cycles_raddr": In(range(frame_slots)),
@@ -88,6 +95,7 @@ class LSTMScheduler(wiring.Component):
                 # to the array
                 "tile": Out(tile_layout(ch)),
                 "preload_en": Out(1), "wb_en": Out(1), "row": Out(range(ch.acc_depth)),
+                "wb_channel": Out(range(config.channels)),
                 "gate": Out(1), "cell_tile": Out(cell_tile_layout(config)),
                 "scan_start": Out(1),
                 "scan_rows": Out(ch.descriptor_layout()["in_local"]),
@@ -95,7 +103,7 @@ class LSTMScheduler(wiring.Component):
                 "scan_running": In(1), "all_idle": In(1),
                 "mode": Out(Mode), "xfer_en": Out(1),
                 "xfer_src": Out(max(addr, self._ring_bits)),
-                "xfer_dst": Out(max(addr, clog2(config.cell_depth))),
+                "xfer_dst": Out(max(addr, clog2(config.channels * config.cell_depth))),
                 "slot": Out(max(1, clog2(frame_slots))),
             })
 
@@ -126,8 +134,9 @@ class LSTMScheduler(wiring.Component):
         self._registers = {"state": state}
         seg_base = Signal(clog2(ops_depth(cfg)))
         op_pc = Signal.like(seg_base)
-        count = Signal(max(clog2(max(ch.act_depth, cfg.cell_depth)) + 1,
-                           self._ring_bits + 1, 8))
+        clear_words = max(ch.act_depth, cfg.channels * cfg.cell_depth)
+        count = Signal(max(clog2(clear_words) + 1, self._ring_bits + 1, 8))
+        chan = Signal(range(cfg.channels + 1))
         frame = Signal(16)
         frame_cyc = Signal(COUNTER_BITS)
         slot = Signal(self.slot.shape())
@@ -135,6 +144,7 @@ class LSTMScheduler(wiring.Component):
         src, dst = Signal(clog2(ch.act_depth)), Signal(clog2(ch.act_depth))
         cur = seq_rd.data          # the operation the sequencer runs (stable for a tile)
         nxt = fsm_rd.data          # the operation at op_pc (addressed the cycle before)
+        pass_row = Signal.like(self.row)
         m.d.comb += [
             seq_rd.addr.eq(seg_base + seq.pc),
             seq.descriptor.eq(cur.desc),
@@ -142,8 +152,7 @@ class LSTMScheduler(wiring.Component):
             seq.all_idle.eq(self.all_idle),
             fsm_rd.addr.eq(op_pc),
             self.tile.eq(seq.tile),
-            self.preload_en.eq(seq.preload_en), self.wb_en.eq(seq.wb_en),
-            self.row.eq(seq.row),
+            self.preload_en.eq(seq.preload_en),
             self.scan_start.eq(seq.scan_start), self.scan_rows.eq(seq.scan_rows),
             self.gate.eq(cur.gate),
             self.cell_tile.cell_base.eq(cur.cell_base), self.cell_tile.m_base.eq(cur.m_base),
@@ -161,7 +170,10 @@ class LSTMScheduler(wiring.Component):
         with m.If(self.busy & ~self.waiting):
             m.d.sync += [self.total_cycles.eq(self.total_cycles + 1),
                          frame_cyc.eq(frame_cyc + 1)]
-        clear_words = max(ch.act_depth, cfg.cell_depth)
+        with m.If(state == SchedulerState.PASS):
+            m.d.comb += [self.wb_en.eq(1), self.row.eq(pass_row), self.wb_channel.eq(chan)]
+        with m.Else():
+            m.d.comb += [self.wb_en.eq(seq.wb_en), self.row.eq(seq.row)]
         cell_wait = self.pipeline["CELL"] - 2
         slot_shift = clog2(self._slot_words)
         with m.Switch(state):
@@ -200,13 +212,23 @@ class LSTMScheduler(wiring.Component):
             with m.Case(SchedulerState.RUN):
                 with m.If(~seq.busy):
                     m.d.comb += fsm_rd.addr.eq(seg_base + seq.pc + 1)
-                    m.d.sync += [op_pc.eq(seg_base + seq.pc + 1), count.eq(0)]
-                    with m.If(cur.gate & (cell_wait > 0)):
-                        m.d.sync += state.eq(SchedulerState.CELL)
-                    with m.Elif(cur.end):
-                        m.d.sync += state.eq(SchedulerState.FRAME_END)
+                    m.d.sync += [op_pc.eq(seg_base + seq.pc + 1), count.eq(0),
+                                 chan.eq(1), pass_row.eq(0)]
+                    with m.If(self.active > 1):
+                        m.d.sync += state.eq(SchedulerState.PASS)
                     with m.Else():
-                        m.d.sync += state.eq(SchedulerState.DISPATCH)
+                        self._after_tile(m, state, cur, cell_wait)
+            with m.Case(SchedulerState.PASS):
+                m.d.sync += pass_row.eq(pass_row + 1)
+                with m.If(pass_row + 1 == cur.desc.out_local):
+                    m.d.sync += [pass_row.eq(0), chan.eq(chan + 1)]
+                    with m.If(chan + 1 == self.active):
+                        m.d.sync += [state.eq(SchedulerState.PASS_TAIL), count.eq(0)]
+            with m.Case(SchedulerState.PASS_TAIL):
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == self.pipeline["PASS"] - 1):
+                    m.d.sync += count.eq(0)
+                    self._after_tile(m, state, cur, cell_wait)
             with m.Case(SchedulerState.CELL):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == cell_wait - 1):
@@ -226,3 +248,14 @@ class LSTMScheduler(wiring.Component):
                 m.d.sync += [frame.eq(frame + 1), slot.eq(slot + 1),
                              state.eq(SchedulerState.WAIT)]
         return m
+
+    @staticmethod
+    def _after_tile(m, state, cur, cell_wait):
+        """The state after a tile's last write-back: the cell unit's drain, the frame's
+        end, or the next operation."""
+        with m.If(cur.gate & (cell_wait > 0)):
+            m.d.sync += state.eq(SchedulerState.CELL)
+        with m.Elif(cur.end):
+            m.d.sync += state.eq(SchedulerState.FRAME_END)
+        with m.Else():
+            m.d.sync += state.eq(SchedulerState.DISPATCH)

@@ -111,8 +111,8 @@ class ESETB(TB):
             out[c] = np.array([_signed(w) for w in words]).reshape(steps, n_out)
         return out
 
-    async def run(self, frames: int, mask: int, timeout_cycles: int, reset_after=None):
-        await self.write(_reg(ESEReg.CHANNEL_MASK), mask)
+    async def run(self, frames: int, active: int, timeout_cycles: int, reset_after=None):
+        await self.write(_reg(ESEReg.ACTIVE_CHANNELS), active)
         await self.write(_reg(ESEReg.FRAMES), frames)
         await self.write(_reg(ESEReg.FRAMES_READY), frames)
         await self.write(_reg(ESEReg.CTRL_STATUS), 1)
@@ -148,16 +148,16 @@ async def _run(dut, job):
     for g0 in range(0, batch, cfg.channels):
         group = q[g0:g0 + cfg.channels]
         await tb.write_frames(group, slot_words, slots)
-        mask = (1 << len(group)) - 1
+        active = len(group)
         if first and job["reset_after"] is not None:
-            await tb.run(steps, mask, timeout, reset_after=job["reset_after"])
+            await tb.run(steps, active, timeout, reset_after=job["reset_after"])
             status = await tb.read(_reg(ESEReg.CTRL_STATUS))
             assert status == 0, f"status after reset {status}"
             if job["load"]:
                 await tb.load_image(image)
             await tb.write_frames(group, slot_words, slots)
         first = False
-        await tb.run(steps, mask, timeout)
+        await tb.run(steps, active, timeout)
         status = await tb.read(_reg(ESEReg.CTRL_STATUS))
         assert status == 2, f"status after done {status}"
         assert await tb.read(_reg(ESEReg.FRAME_COUNT)) == steps
