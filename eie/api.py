@@ -563,14 +563,43 @@ def sim(image, x, output=None, *, waves=None) -> dict:
                    result["cycles_per_layer"], golden_model.run(image, q_in))
 
 
-def inspect_image(image) -> str:
+def inspect_image(image, output=None) -> str:
     """``eie inspect``: per-layer and per-PE non-zeros, padding, imbalance, memory use and
     the Huffman figure, as a table; for an ESE image also the LSTM layers, the activation
-    memory map and the cell memory against their capacity."""
+    memory map and the cell memory against their capacity.
+
+    With ``output`` (a folder, made when missing; an existing file is refused before any
+    work), also ``output/pe_balance.png``: per layer, each PE's non-zeros and padding
+    entries; the text then ends with the line naming it.
+    """
+    folder = None if output is None else _picture_folder(output)
     image = load_image(image)
-    if isinstance(image, LSTMImage):
-        return lstm_image_stats(image)
-    return image_stats(image).format()
+    matrices = image.matrices if isinstance(image, LSTMImage) else image
+    stats = image_stats(matrices)
+    text = lstm_image_stats(image) if isinstance(image, LSTMImage) else stats.format()
+    if folder is not None:
+        from .plots import pe_balance_png
+
+        png = pe_balance_png(stats)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "pe_balance.png"
+        path.write_bytes(png)
+        text += f"\n\nwrote {path} (per-PE non-zeros and padding entries per layer)"
+    return text
+
+
+def _picture_folder(output) -> Path:
+    """``output`` as a folder to write pictures into: not a file, not under a file."""
+    folder = Path(output)
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"-o {os.fspath(output)}: {parent} is a file, expected a "
+                                 f"folder")
+            if not os.access(parent, os.W_OK | os.X_OK) or not parent.stat().st_mode & 0o222:
+                raise ValueError(f"-o {os.fspath(output)}: folder {parent} is read-only")
+            break
+    return folder
 
 
 def _design(config: EIEConfig | None, image):

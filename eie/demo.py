@@ -97,11 +97,46 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
         _rtl_section(report, results, out, image, q_in, gold, cyc, data)
     else:
         _cycles_table(report, image, cyc, None)
+        _say(report)
+        _say(report, "RTL steps skipped (--no-rtl): no Verilog, Verilator simulation, Vivado "
+                     "project or Yosys estimate")
+    _replay_section(report, out, model, pruned, data)
     results["seconds"] = time.perf_counter() - t0
     _say(report)
     _say(report, f"demo took {results['seconds']:.1f} s; artefacts in {out}")
     (out / "report.md").write_text("\n".join(report) + "\n")
     return results
+
+
+def _replay_section(report, out: Path, model, pruned, data) -> None:
+    """Write the trained model, the pruned one and the data, so that a user can replay the
+    steps with the ``eie`` command, and say how."""
+    import torch
+
+    from compiler.model import layers_to_torch
+
+    torch.save(model.state_dict(), out / "mlp.pt")
+    torch.save(layers_to_torch(pruned).state_dict(), out / "mlp_pruned.pt")
+    np.save(out / "x_test.npy", data.x_test)
+    np.save(out / "y_test.npy", data.y_test)
+    np.savez(out / "digits.npz", x=np.concatenate([data.x_train, data.x_test]),
+             y=np.concatenate([data.y_train, data.y_test]))
+    _say(report)
+    _say(report, "## Files to replay the steps with `eie`")
+    _say(report, f"- `{out / 'mlp.pt'}`: the trained float model (state_dict); "
+                 f"`{out / 'mlp_pruned.pt'}`: after pruning and retraining, before sharing")
+    _say(report, f"- `{out / 'x_test.npy'}`, `{out / 'y_test.npy'}`: the test inputs and "
+                 f"labels; `{out / 'digits.npz'}`: all samples as `x`, `y` for `--data` "
+                 f"(the demo trained on {len(data.y_train)} of them, so `eie pack --data`'s "
+                 f"held-out figures on it are optimistic)")
+    manifest = out / "image" / "manifest.json"
+    _say(report, f"- `eie pack {out / 'mlp_pruned.pt'} -o img --config {manifest}` packs the "
+                 f"demo's image again (`--data {out / 'digits.npz'}` also fine-tunes the "
+                 f"centroids and reports accuracies); `eie pack {out / 'mlp.pt'} -o img "
+                 f"--config {manifest} --density {DEMO_DENSITY} --balance --data "
+                 f"{out / 'digits.npz'}` prunes it again while retraining")
+    _say(report, f"- `eie golden img --input {out / 'x_test.npy'} -o y.npz`, "
+                 f"`eie sim img --input {out / 'x_test.npy'} -o y_rtl.npz`")
 
 
 def _cycles_table(report, image, cyc, rtl_cycles) -> None:
