@@ -40,7 +40,7 @@ from contract.lstm_image import LSTMImage, read_lstm_image
 from rtl import verilog as rtl_verilog
 from sim_tests import runner
 
-from . import lstm_api
+from . import lstm_api, progress
 from .inputs import check_output, finite_float, read_input, write_npz
 from .inspect import image_stats, lstm_image_stats
 
@@ -390,9 +390,14 @@ def _pack_with_data(model, data, config, *, density, scope, balance, ternary, fi
     else:
         make = compiler.regression_train_fn if regression else compiler.classifier_train_fn
         train_fn = make(x[train], y[train], epochs=DATA_EPOCHS)
-        pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=train_fn,
-                                          scope=scope, balance=balance,
-                                          n_pes=config.n_pes if balance else None)
+        with progress.steps("prune and retrain", DATA_STEPS) as advance:
+            def counted(module, masks):
+                train_fn(module, masks)
+                advance()
+
+            pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=counted,
+                                              scope=scope, balance=balance,
+                                              n_pes=config.n_pes if balance else None)
         how = (f"pruned to density {density:g} while retraining ({DATA_STEPS} steps of "
                f"{DATA_EPOCHS} epochs on {len(train)} samples)")
     for layer, src in zip(pruned, source, strict=True):
@@ -400,9 +405,10 @@ def _pack_with_data(model, data, config, *, density, scope, balance, ternary, fi
     compressed = compiler.compress(pruned, bits=config.weight_bits, ternary=ternary)
     lines = []
     if not ternary:
-        tuned, before, after = compiler.finetune_codebooks(
-            compressed.layers, x[train], y[train], loss="mse" if regression else
-            "cross_entropy", steps=DATA_FINETUNE_STEPS)
+        with progress.stage("fine-tuning the centroids"):
+            tuned, before, after = compiler.finetune_codebooks(
+                compressed.layers, x[train], y[train], loss="mse" if regression else
+                "cross_entropy", steps=DATA_FINETUNE_STEPS)
         stats = [layer_stats(s, p, q)
                  for s, p, q in zip(source, pruned, tuned, strict=True)]
         compressed = compiler.Compressed(layers=tuned, source=source, stats=stats)
@@ -558,7 +564,8 @@ def sim(image, x, output=None, *, waves=None) -> dict:
     with measured cycles. An ESE image is refused (``ValueError``): no ESE RTL yet."""
     path = None if output is None else check_output(output, image=image)
     image, x, q_in = _inputs(image, x)
-    result = runner.simulate(image, q_in, waves=waves)
+    with progress.stage(f"Verilator build and simulation of {len(q_in)} input(s)"):
+        result = runner.simulate(image, q_in, waves=waves)
     return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],
                    result["cycles_per_layer"], golden_model.run(image, q_in))
 
@@ -630,10 +637,14 @@ def build(output, config: EIEConfig | None = None, image=None, *, board: str = "
     if board != "ku060":
         raise ValueError(f"board must be 'ku060', not {board!r}")
     config, _ = _design(config, image)
-    return vivado.write_project(output, config, image_dir=image, run=run)
+    if not run:
+        return vivado.write_project(output, config, image_dir=image, run=run)
+    with progress.stage("Vivado project (and a Vivado run if vivado is on PATH)"):
+        return vivado.write_project(output, config, image_dir=image, run=run)
 
 
 def resources(config: EIEConfig | None = None, output="build/resources") -> dict:
     """``eie resources``: the Yosys ``synth_xilinx -family xcu`` estimate (a report dict;
     ``boards.resources.format_report`` prints it)."""
-    return board_resources.estimate(config or EIEConfig(), out_dir=output)
+    with progress.stage("Yosys synth_xilinx"):
+        return board_resources.estimate(config or EIEConfig(), out_dir=output)

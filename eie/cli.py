@@ -18,7 +18,7 @@ from contract.config import ConfigError, EIEConfig
 from contract.image_write import FORMATS
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
-from . import __version__, api, bench, demo, lstm_demo
+from . import __version__, api, bench, demo, lstm_demo, progress
 from .bench_ese import bench_ese
 from .cli_parser import EieArgumentParser
 from .inputs import npz_path
@@ -337,10 +337,15 @@ def _golden(args) -> None:
 
 
 def _bench(args) -> None:
+    with progress.stage(f"eie bench {args.what}"):
+        text = _bench_text(args)
+    print(text)
+
+
+def _bench_text(args) -> str:
     if args.what == "ese":
-        print(bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only))
-    else:
-        print(bench.run(args.what, Path(args.output), quick=args.quick))
+        return bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only)
+    return bench.run(args.what, Path(args.output), quick=args.quick)
 
 
 def _run(args) -> None:

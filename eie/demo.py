@@ -21,7 +21,7 @@ from contract.image_write import write_image
 from rtl.verilog import generate
 from sim_tests.runner import simulate
 
-from . import digits
+from . import digits, progress
 from .inspect import image_stats
 
 __all__ = ["run_demo", "DEMO_DENSITY"]
@@ -45,17 +45,22 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     results: dict = {}
     t0 = time.perf_counter()
     data = digits.load_data()
-    model = digits.train_mlp(data)
+    with progress.stage("training the digits MLP"):
+        model = digits.train_mlp(data)
     with torch.no_grad():
         float_logits = model(torch.from_numpy(data.x_test)).double().numpy()
     results["acc_float"] = digits.accuracy(float_logits, data.y_test)
 
     # Deep Compression / ESE flow: load-balance-aware prune-and-retrain, then k-means
     # weight sharing of the pruned model as it is.
-    pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
-                             train_fn=classifier_train_fn(data.x_train, data.y_train,
-                                                              epochs=15, lr=1e-3), balance=True,
-                             n_pes=config.n_pes)
+    train_fn = classifier_train_fn(data.x_train, data.y_train, epochs=15, lr=1e-3)
+    with progress.steps("prune and retrain", DEMO_PRUNE_STEPS) as advance:
+        def counted(module, masks):
+            train_fn(module, masks)
+            advance()
+
+        pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
+                                 train_fn=counted, balance=True, n_pes=config.n_pes)
     compressed = compress(pruned, bits=config.weight_bits)
     small = compressed.to_torch().double()
     with torch.no_grad():
@@ -164,7 +169,8 @@ def _cycles_table(report, image, cyc, rtl_cycles) -> None:
 def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
     generate(image.config, out / "verilog", image=image)
     n = len(cyc)
-    sim = simulate(image, q_in, build_dir=out / "sim_build")
+    with progress.stage(f"Verilator build and simulation of {n} inputs"):
+        sim = simulate(image, q_in, build_dir=out / "sim_build")
     q_rtl = np.asarray(sim["q"])
     rtl_cycles = np.asarray(sim["cycles_per_layer"]).reshape(n, len(image.layers))
     results["bit_exact"] = bool(np.array_equal(q_rtl, gold.q))
@@ -192,5 +198,7 @@ def _boards_section(report, results, out, image) -> None:
     _say(report)
     _say(report, "## Yosys resource estimate (synth_xilinx -family xcu)")
     _say(report, "```")
-    _say(report, format_report(estimate(image.config, out_dir=out / "resources")))
+    with progress.stage("Yosys synth_xilinx"):
+        text = format_report(estimate(image.config, out_dir=out / "resources"))
+    _say(report, text)
     _say(report, "```")
