@@ -477,7 +477,25 @@ def test_demo_without_rtl_writes_the_report(tmp_path, capsys, one_torch_thread):
     table = [line for line in lines if re.match(r"^\| (\d+|total) \|", line)]
     assert [row.split("|")[1].strip() for row in table] == [
         layer.name for layer in image.layers] + ["total"]
-    assert "RTL" not in report
+    assert "RTL cycles" not in report and "## RTL" not in report
+    assert ("RTL steps skipped (--no-rtl): no Verilog, Verilator simulation, Vivado project "
+            "or Yosys estimate") in lines
+    # the demo keeps what a user needs to replay it with `eie` (issue 9)
+    for name in ("mlp.pt", "mlp_pruned.pt", "x_test.npy", "y_test.npy", "digits.npz"):
+        assert f"{out / name}" in report
+    x_test = np.load(out / "x_test.npy")
+    with np.load(out / "digits.npz") as npz:
+        assert npz["x"].shape == (1797, 64) and npz["y"].shape == (1797,)
+    assert x_test.shape[1] == 64 and np.load(out / "y_test.npy").shape == (len(x_test),)
+    replay = tmp_path / "replay"
+    code, _, err = run(capsys, "pack", out / "mlp_pruned.pt", "-o", replay, "--config",
+                       out / "image" / "manifest.json")
+    assert (code, err) == (0, "")
+    for mem in (out / "image").glob("*.mem"):       # the demo's image, packed again
+        assert (replay / mem.name).read_bytes() == mem.read_bytes(), mem.name
+    code, _, err = run(capsys, "golden", replay, "--input", out / "x_test.npy", "-o",
+                       tmp_path / "y.npz")
+    assert (code, err) == (0, "")
     assert not (out / "verilog").exists() and not (out / "sim_build").exists()
 
 
