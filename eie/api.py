@@ -491,6 +491,7 @@ def _pack_warnings(compressed, density, scope: str) -> list[str]:
         which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in low)
         out.append(f"one-shot pruning without retraining left layer(s) under 50% density "
                    f"({which}), which usually costs accuracy; prune while retraining with "
+                   f"--data D.npz (arrays x and y; Python: data=...) or "
                    f"compiler.iterative_prune (docs/compression.md)")
     if scope == "global":
         far = [s for s in stats if s["density"] < density / 4]

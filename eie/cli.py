@@ -157,9 +157,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="MLP layer order by name (as in the state_dict, without .weight); "
                         "default: the file's order (.safetensors: its eie.layers metadata)")
     p.add_argument("--data", metavar="D.npz", default=None,
-                   help="MLP: arrays x [N, n_in] and class labels y [N]; with --density "
-                        "prune while retraining; report held-out float / compressed float "
-                        "/ golden accuracy")
+                   help="MLP: arrays x [N, n_in] and y: class labels [N] (integers) or "
+                        "regression targets [N] / [N, n_out] (floats); with --density prune "
+                        "while retraining; fine-tune the centroids; check saturation and "
+                        "wraps on it; report held-out float / compressed float / golden "
+                        "accuracy (or MSE)")
     add_config_flags(p)
     add_lstm_flags(p)
 

@@ -17,7 +17,8 @@ from eie.cli import main
 
 ONE_SHOT = ("eie pack: warning: one-shot pruning without retraining left layer(s) under 50% "
             "density ({}), which usually costs accuracy; prune while retraining with "
-            "compiler.iterative_prune (docs/compression.md)\n")
+            "--data D.npz (arrays x and y; Python: data=...) or compiler.iterative_prune "
+            "(docs/compression.md)\n")
 
 
 def _state(scale_b: float = 1.0, seed: int = 0) -> dict:
