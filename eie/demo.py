@@ -83,9 +83,14 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     _say(report, "# eie demo: digits MLP on a "
          f"{config.n_pes}-PE EIE (queue depth {config.queue_depth})")
     _say(report)
+    stats = image_stats(image)
     _say(report, "```")
-    _say(report, image_stats(image).format())
+    _say(report, stats.format())
     _say(report, "```")
+    from .plots import pe_balance_png
+
+    (out / "pe_balance.png").write_bytes(pe_balance_png(stats))
+    _say(report, f"per-PE non-zeros and padding per layer: {out / 'pe_balance.png'}")
     _say(report)
     _say(report, f"## Accuracy (digits test split, {len(data.y_test)} samples)")
     _say(report, "| model | accuracy |")

@@ -481,8 +481,10 @@ def test_demo_without_rtl_writes_the_report(tmp_path, capsys, one_torch_thread):
     assert ("RTL steps skipped (--no-rtl): no Verilog, Verilator simulation, Vivado project "
             "or Yosys estimate") in lines
     # the demo keeps what a user needs to replay it with `eie` (issue 9)
-    for name in ("mlp.pt", "mlp_pruned.pt", "x_test.npy", "y_test.npy", "digits.npz"):
+    for name in ("mlp.pt", "mlp_pruned.pt", "x_test.npy", "y_test.npy", "digits.npz",
+                 "pe_balance.png"):
         assert f"{out / name}" in report
+    assert (out / "pe_balance.png").read_bytes().startswith(b"\x89PNG")
     x_test = np.load(out / "x_test.npy")
     with np.load(out / "digits.npz") as npz:
         assert npz["x"].shape == (1797, 64) and npz["y"].shape == (1797,)
