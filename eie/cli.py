@@ -364,7 +364,7 @@ def _run(args) -> None:
     elif command == "demo":
         if args.lstm:
             lstm_demo.run_lstm_demo(Path(args.output or "build/demo_lstm"),
-                               lstm_config_from_args(args))
+                                    lstm_config_from_args(args), rtl=not args.no_rtl)
         else:
             demo.run_demo(Path(args.output or "build/demo"), config_from_args(args),
                           rtl=not args.no_rtl)
