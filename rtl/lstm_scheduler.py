@@ -119,7 +119,7 @@ class LSTMScheduler(wiring.Component):
                             writeback_latency=ESEPE.WRITEBACK_LATENCY)
         m.submodules.tile_sequencer = seq
         layout = op_layout(cfg)
-        m.submodules.program = program = Memory(shape=layout, depth=ops_depth(cfg),
+        m.submodules.program = program = Memory(shape=op_bits(cfg), depth=ops_depth(cfg),
                                                 init=self._program)
         seq_rd, fsm_rd, prog_wr = program.read_port(), program.read_port(), program.write_port()
         m.submodules.frame_cycles = cycles_mem = Memory(shape=COUNTER_BITS,
@@ -142,8 +142,8 @@ class LSTMScheduler(wiring.Component):
         slot = Signal(self.slot.shape())
         words = Signal(ch.descriptor_layout()["in_local"])
         src, dst = Signal(clog2(ch.act_depth)), Signal(clog2(ch.act_depth))
-        cur = seq_rd.data          # the operation the sequencer runs (stable for a tile)
-        nxt = fsm_rd.data          # the operation at op_pc (addressed the cycle before)
+        cur = layout(seq_rd.data)  # the operation the sequencer runs (stable for a tile)
+        nxt = layout(fsm_rd.data)  # the operation at op_pc (addressed the cycle before)
         pass_row = Signal.like(self.row)
         m.d.comb += [
             seq_rd.addr.eq(seg_base + seq.pc),
