@@ -25,6 +25,7 @@ from contract.config import ConfigError, clog2
 from contract.host_map import HOST_DATA_BITS, MemSel
 from contract.lstm_config import ESEConfig
 from contract.lstm_program import (
+    ChanSel,
     ESEReg,
     ESERegion,
     encode_op,
@@ -180,10 +181,14 @@ class ESE(wiring.Component):
             sched.active.eq(regs[ESEReg.ACTIVE_CHANNELS]),
             array.out_base.eq(regs[ESEReg.OUT_BASE]),
             array.out_words.eq(regs[ESEReg.OUT_WORDS]),
-            array.host.en.eq(mem_write & (cmd.in_region(ESERegion.PE)
-                                          | cmd.in_region(ESERegion.CODEBOOK)
-                                          | cmd.in_region(ESERegion.CHANNEL)
-                                          | cmd.in_region(ESERegion.TABLES))),
+            # The input ring may be written during a run (double buffering: the host fills
+            # the slots of frames the run has not reached); everything else only when idle.
+            array.host.en.eq((mem_write & (cmd.in_region(ESERegion.PE)
+                                           | cmd.in_region(ESERegion.CODEBOOK)
+                                           | cmd.in_region(ESERegion.CHANNEL)
+                                           | cmd.in_region(ESERegion.TABLES)))
+                             | (cmd_write & cmd.in_region(ESERegion.CHANNEL)
+                                & (cmd.sel == ChanSel.IN_RING))),
             array.host.addr.eq(cmd.offset), array.host.data.eq(wdata),
             array.host_pe.eq(cmd.pe),
             array.host_all.eq(cmd.in_region(ESERegion.CODEBOOK)

@@ -2,7 +2,9 @@
 
 A run loads the image through the host port (unless baked), then per group of C
 sequences writes every frame into the input rings, starts one run of T frames and awaits
-``done``: Python is not called per frame or per cycle while the engine runs.
+``done``: Python is not called per frame or per cycle while the engine runs. A sequence
+longer than the rings streams instead: the host refills each slot as its frame completes
+(double buffering), which is the board's way and costs a host access per frame.
 """
 
 from __future__ import annotations
@@ -75,41 +77,62 @@ class ESETB(TB):
         await self.write(_reg(ESEReg.OUT_BASE), io.out_base)
         await self.write(_reg(ESEReg.OUT_WORDS), io.out_words)
 
-    async def write_frames(self, q, slot_words: int, slots: int):
-        """``q`` [channels_used, T, n_in]: frame t into slot t mod slots of every channel."""
+    async def write_frames(self, q, slot_words: int, slots: int, frames=None, value=None):
+        """``q`` [channels_used, T, n_in]: frame t (of ``frames``, default all) into slot
+        t mod slots of every channel; ``value=0`` zeroes those words instead."""
         n = self.config.n_pes
+        frames = range(q.shape[1]) if frames is None else frames
         for c, seq in enumerate(q):
             await self.write(_reg(ESEReg.CHANNEL_SEL), c)
-            for t, frame in enumerate(seq):
-                base = (t % slots) * slot_words
+            for t in frames:
+                frame, base = seq[t], (t % slots) * slot_words
                 for j in np.flatnonzero(frame):
                     await self.write(ese_address(ESERegion.CHANNEL, base + int(j) // n,
-                                                  pe=int(j) % n, sel=ChanSel.IN_RING),
-                                     int(frame[j]))
+                                                 pe=int(j) % n, sel=ChanSel.IN_RING),
+                                     int(frame[j]) if value is None else value)
 
-    async def clear_frames(self, q, slot_words: int, slots: int):
-        """Zero the input words ``write_frames`` wrote (the rings keep old frames)."""
-        n = self.config.n_pes
-        for c, seq in enumerate(q):
-            await self.write(_reg(ESEReg.CHANNEL_SEL), c)
-            for t, frame in enumerate(seq):
-                base = (t % slots) * slot_words
-                for j in np.flatnonzero(frame):
-                    await self.write(ese_address(ESERegion.CHANNEL, base + int(j) // n,
-                                                  pe=int(j) % n, sel=ChanSel.IN_RING), 0)
-
-    async def read_outputs(self, channels: int, steps: int, n_out: int, slot_words: int,
+    async def read_outputs(self, channels: int, frames, n_out: int, slot_words: int,
                            slots: int) -> np.ndarray:
+        """Outputs ``[channels, len(frames), n_out]`` from the output rings."""
         n = self.config.n_pes
-        out = np.zeros((channels, steps, n_out), np.int64)
+        frames = list(frames)
+        out = np.zeros((channels, len(frames), n_out), np.int64)
         for c in range(channels):
             await self.write(_reg(ESEReg.CHANNEL_SEL), c)
             addrs = [ese_address(ESERegion.CHANNEL, (t % slots) * slot_words + j // n,
-                                  pe=j % n, sel=ChanSel.OUT_RING)
-                     for t in range(steps) for j in range(n_out)]
+                                 pe=j % n, sel=ChanSel.OUT_RING)
+                     for t in frames for j in range(n_out)]
             words = await self.read_many(addrs)
-            out[c] = np.array([_signed(w) for w in words]).reshape(steps, n_out)
+            out[c] = np.array([_signed(w) for w in words]).reshape(len(frames), n_out)
         return out
+
+    async def stream(self, group, steps: int, n_out: int, slot_words: int, slots: int,
+                     timeout_cycles: int):
+        """A run longer than the rings: the host writes frame t + slots into the slot of
+        frame t once t is done (double buffering; the engine waits, uncounted, when the
+        host is late) and reads each frame's outputs and cycles as it completes."""
+        out = np.zeros((len(group), steps, n_out), np.int64)
+        cycles = np.zeros(steps, np.int64)
+        await self.write_frames(group, slot_words, slots, frames=range(slots))
+        await self.write(_reg(ESEReg.ACTIVE_CHANNELS), len(group))
+        await self.write(_reg(ESEReg.FRAMES), steps)
+        await self.write(_reg(ESEReg.FRAMES_READY), slots)
+        await self.write(_reg(ESEReg.CTRL_STATUS), 1)
+        polls = 0
+        for t in range(steps):
+            while await self.read(_reg(ESEReg.FRAME_COUNT)) <= t:
+                polls += 1
+                assert polls < timeout_cycles, "the run does not advance"
+            out[:, t:t + 1] = await self.read_outputs(len(group), [t], n_out, slot_words,
+                                                      slots)
+            cycles[t] = await self.read(_reg(ESEReg.FRAME_CYCLES + t % slots))
+            if t + slots < steps:
+                await self.write_frames(group, slot_words, slots, frames=[t], value=0)
+                await self.write_frames(group, slot_words, slots, frames=[t + slots])
+                await self.write(_reg(ESEReg.FRAMES_READY), t + slots + 1)
+        while not self.dut.done.value:
+            await FallingEdge(self.clk)
+        return out, cycles
 
     async def run(self, frames: int, active: int, timeout_cycles: int, reset_after=None):
         await self.write(_reg(ESEReg.ACTIVE_CHANNELS), active)
@@ -138,8 +161,6 @@ async def _run(dut, job):
         await tb.load_image(image)
     q = job["q"]
     batch, steps, _ = q.shape
-    if steps > slots:
-        raise ValueError(f"{steps} frames need frame_slots >= {steps}, the build has {slots}")
     outputs = np.zeros((batch, steps, image.n_out), np.int64)
     cycles = np.zeros((batch, steps), np.int64)
     totals = []
@@ -147,26 +168,33 @@ async def _run(dut, job):
     first = True
     for g0 in range(0, batch, cfg.channels):
         group = q[g0:g0 + cfg.channels]
-        await tb.write_frames(group, slot_words, slots)
-        active = len(group)
-        if first and job["reset_after"] is not None:
-            await tb.run(steps, active, timeout, reset_after=job["reset_after"])
-            status = await tb.read(_reg(ESEReg.CTRL_STATUS))
-            assert status == 0, f"status after reset {status}"
-            if job["load"]:
-                await tb.load_image(image)
+        if steps > slots:
+            out, frame_cycles = await tb.stream(group, steps, image.n_out, slot_words, slots,
+                                                timeout)
+            await tb.write_frames(group, slot_words, slots,
+                                  frames=range(steps - slots, steps), value=0)
+        else:
             await tb.write_frames(group, slot_words, slots)
+            if first and job["reset_after"] is not None:
+                await tb.run(steps, len(group), timeout, reset_after=job["reset_after"])
+                status = await tb.read(_reg(ESEReg.CTRL_STATUS))
+                assert status == 0, f"status after reset {status}"
+                if job["load"]:
+                    await tb.load_image(image)
+                await tb.write_frames(group, slot_words, slots)
+            await tb.run(steps, len(group), timeout)
+            out = await tb.read_outputs(len(group), range(steps), image.n_out, slot_words,
+                                        slots)
+            frame_cycles = await tb.read_many(_reg(ESEReg.FRAME_CYCLES + t)
+                                              for t in range(steps))
+            await tb.write_frames(group, slot_words, slots, value=0)
         first = False
-        await tb.run(steps, active, timeout)
         status = await tb.read(_reg(ESEReg.CTRL_STATUS))
         assert status == 2, f"status after done {status}"
         assert await tb.read(_reg(ESEReg.FRAME_COUNT)) == steps
-        out = await tb.read_outputs(len(group), steps, image.n_out, slot_words, slots)
         outputs[g0:g0 + len(group)] = out
-        words = await tb.read_many(_reg(ESEReg.FRAME_CYCLES + t % slots) for t in range(steps))
-        cycles[g0:g0 + len(group)] = np.array(words, np.int64)[None, :]
+        cycles[g0:g0 + len(group)] = np.array(frame_cycles, np.int64)[None, :]
         totals.append(await tb.read(_reg(ESEReg.TOTAL_CYCLES)))
-        await tb.clear_frames(group, slot_words, slots)
     return {"q": outputs, "cycles": cycles, "totals": np.array(totals, np.int64),
             "config_id": cfg.config_id}
 

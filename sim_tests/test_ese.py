@@ -83,3 +83,14 @@ def test_baked_image():
     want = run_lstm(image, q)
     got = simulate_lstm(image, q, bake=True)
     np.testing.assert_array_equal(got["q"], want.q)
+
+
+def test_a_sequence_longer_than_the_rings_streams():
+    """70 frames through 64 slots: the host writes frame t + 64 while later frames run
+    (input-ring writes are accepted during a run); outputs and cycles as golden's."""
+    image, q = _image_and_input((1, 1), MODELS[(1, 1)][1], 5)
+    q = np.concatenate([q, q[:, :20]], axis=1)                 # T = 70
+    want = run_lstm(image, q, trace=True)
+    got = simulate_lstm(image, q)
+    np.testing.assert_array_equal(got["q"], want.q)
+    np.testing.assert_array_equal(got["cycles"], lstm_cycles(image, q, result=want).cycles)
