@@ -37,7 +37,7 @@ __all__ = ["SequenceData", "load_sequences", "make_classifier", "train_classifie
 #: epochs, measured).
 DEMO = dict(frame=4, hidden=96, epochs=30, lr=1e-2, density=0.15, prune_steps=4,
             retrain_epochs=12, retrain_lr=3e-3, samples=5000, seed=42, cycle_sequences=100,
-            rtl_sequences=1000)
+            rtl_sequences=200)
 
 
 @dataclass
