@@ -66,9 +66,8 @@ def write_back_value(m, acc, tile, config, name="value"):
 
 
 def _select(values, index):
-    """``values[index]`` as a balanced tree of 2:1 multiplexers, one level per bit of
-    ``index`` (low bit first), which Yosys maps onto LUT6 4:1 multiplexers; an index past
-    the end selects one of the values."""
+    """``values[index]`` as a tree of 2:1 multiplexers, one level per bit of ``index``
+    (low bit first); an index past the end selects one of the values."""
     level = list(values)
     for bit in range(len(index)):
         if len(level) == 1:
@@ -254,9 +253,9 @@ class ChannelArith(wiring.Component):
         ]
         m.d.comb += [self.wb.valid.eq(wb_2), self.wb.payload.row.eq(wb_row_2),
                      self.wb.payload.channel.eq(wb_channel_2)]
-        acc_reads = []
 
         # ---- per channel: multiply, accumulate with bypass, write -----------------------
+        acc_reads = []
         for channel in range(self._channels):
             acc = Memory(shape=acc_shape, depth=config.acc_depth, init=[])
             m.submodules[f"acc_{channel}"] = acc
