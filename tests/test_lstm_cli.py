@@ -163,14 +163,22 @@ def test_inspect(packed, capsys):
     assert "lstm.l1.gates        48x12" in text and "imbalance" in text and "Huffman" in text
 
 
-def test_sim_refuses_lstm_images(packed, tmp_path, capsys):
+def test_sim_runs_lstm_images_on_the_ese_rtl(packed, tmp_path, capsys):
+    """`eie sim` of an ESE image: the RTL's outputs and cycles with golden's fields."""
     out, _ = packed
-    np.save(tmp_path / "x.npy", _sequences())
+    x = _sequences()
+    np.save(tmp_path / "x.npy", x)
     assert main(["sim", str(out), "--input", str(tmp_path / "x.npy"),
-                 "-o", str(tmp_path / "y.npz")]) == 2
-    assert capsys.readouterr().err == \
-        "eie sim: error: LSTM images need the ESE RTL (not built yet)\n"
-    assert not (tmp_path / "y.npz").exists()
+                 "-o", str(tmp_path / "y")]) == 0
+    assert "RTL against golden: bit-exact True, cycle-exact True" in capsys.readouterr().out
+    got = np.load(tmp_path / "y.npz")
+    gold = np.load((main(["golden", str(out), "--input", str(tmp_path / "x.npy"), "-o",
+                          str(tmp_path / "g")]), tmp_path / "g.npz")[1])
+    np.testing.assert_array_equal(got["q"], gold["q"])
+    np.testing.assert_array_equal(got["cycles"], gold["cycles"])
+    np.testing.assert_array_equal(got["model_cycles"], gold["cycles"])
+    assert got["bit_exact"] and got["cycle_exact"]
+    assert set(gold.files) <= set(got.files)
 
 
 # ---- bad input: one line, exit 2, nothing written ------------------------------------------
@@ -246,8 +254,6 @@ def test_api_dispatch(tmp_path):
     np.testing.assert_array_equal(eie.golden(image, x)["cycles"], out["cycles"])
     assert "cell memory per PE" in eie.inspect_image(tmp_path / "img")
     assert eie.inspect_image(image) == eie.inspect_image(tmp_path / "img")
-    with pytest.raises(ValueError, match=r"LSTM images need the ESE RTL \(not built yet\)"):
-        eie.sim(image, x)
     with pytest.raises(ValueError, match="LSTM images need the ESE RTL"):
         eie.verilog(tmp_path / "v", image=tmp_path / "img")
     # an MLP still packs for EIE, from a module or a state_dict
