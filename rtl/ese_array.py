@@ -4,8 +4,8 @@ channels' non-zeros (docs/ese.md, "RTL")."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
@@ -13,7 +13,8 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_program import ChanSel
 
 from .common import HostWrite, tile_layout, validating
-from .ese_pe import ESEPE, Mode, cell_tile_layout
+from .ese_common import Mode, cell_tile_layout
+from .ese_pe import ESEPE
 from .lnzd import RowScanner
 
 __all__ = ["ESEArray"]
@@ -25,7 +26,8 @@ class ESEArray(wiring.Component):
     The scanner reads row ``l`` at activation address ``scan_base + l`` of every channel
     and treats a PE's C values as one word: it is non-zero when any channel's value is,
     so a column is broadcast when it is non-zero in any of the ``active`` first channels
-    (the others read as 0). All PEs take a broadcast in the same cycle.
+    (the others hold only zeros: the PE loads, writes back and updates only active
+    channels after the clear that starts every run). All PEs take a broadcast in the same cycle.
     While ``scan_mode`` is low the activation memories are read at ``raddr`` instead
     (copies, host reads).
 
@@ -89,7 +91,6 @@ class ESEArray(wiring.Component):
                        init=init)
             m.submodules[f"pe{p}"] = pe
             pes.append(pe)
-        word = data.ArrayLayout(signed(ch.act_bits), nch)
         m.submodules.scanner = scanner = RowScanner(n_pes=n, act_bits=ch.act_bits * nch,
                                                     depth=ch.act_depth)
         all_ready = Signal()
@@ -105,11 +106,9 @@ class ESEArray(wiring.Component):
         m.d.comb += raddr.eq(Mux(self.scan_mode, self.scan_base + scanner.row_addr,
                                  self.raddr))
         for p, pe in enumerate(pes):
-            masked = Signal(word, name=f"row{p}")
-            for c in range(nch):
-                m.d.comb += masked[c].eq(Mux(self.active > c, pe.act_rdata[c], 0))
             m.d.comb += [
-                scanner.row_data[p].eq(masked.as_value()),
+                # no mask: a channel outside ``active`` holds only zeros (rtl/ese_pe.py)
+                scanner.row_data[p].eq(pe.act_rdata.as_value()),
                 pe.act_in.valid.eq(scanner.o.valid & all_ready),
                 pe.act_in.payload.values.eq(scanner.o.payload.value),
                 pe.act_in.payload.index.eq(scanner.o.payload.index),
@@ -119,7 +118,8 @@ class ESEArray(wiring.Component):
             for name in ("tile", "preload_en", "preload_row", "wb_en", "wb_row", "wb_channel",
                          "gate",
                          "cell_tile", "mode", "xfer_en", "xfer_src", "xfer_dst", "out_base",
-                         "out_words", "slot", "host_sel", "host_chan_mem", "host_chan_sel",
+                         "out_words", "slot", "active", "host_sel", "host_chan_mem",
+                         "host_chan_sel",
                          "host_channel", "host_table", "host_raddr", "host_rsel"):
                 m.d.comb += getattr(pe, name).eq(getattr(self, name))
             m.d.comb += [pe.host.addr.eq(self.host.addr), pe.host.data.eq(self.host.data)]

@@ -11,8 +11,8 @@ cell state.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -25,37 +25,12 @@ from .act_queue import ActQueue
 from .cell_unit import CellUnit
 from .channel_arith import ChannelArith
 from .common import HostWrite, tile_layout, validating
+from .ese_common import Mode, broadcast_layout, cell_tile_layout
 from .pe import IDLE_DELAY, PRELOAD_LATENCY, WRITEBACK_LATENCY
 from .ptr_read import PtrRead
 from .spmat_read import SpmatRead
 
 __all__ = ["ESEPE", "Mode", "broadcast_layout", "cell_tile_layout"]
-
-
-class Mode(enum.Enum, shape=3):
-    """What drives the activation memories' engine port."""
-
-    RUN = 0      # tiles (write-back), the cell unit (m)
-    CLEAR = 1    # zero act[dst] and the cell state at dst
-    LOAD = 2     # act[dst] <= in_ring[src] (one cycle later)
-    COPY = 3     # act[dst] <= act[src] (one cycle later)
-
-
-def broadcast_layout(config: ESEConfig) -> data.StructLayout:
-    ch = config.channel
-    return data.StructLayout({
-        "values": data.ArrayLayout(signed(ch.act_bits), config.channels),
-        "index": unsigned(clog2(ch.n_pes * ch.act_depth)),
-    })
-
-
-def cell_tile_layout(config: ESEConfig) -> data.StructLayout:
-    return data.StructLayout({
-        "cell_base": unsigned(clog2(config.cell_depth)),
-        "m_base": unsigned(clog2(config.channel.act_depth)),
-        "peephole": 1,
-        "peep_shift": unsigned(6),
-    })
 
 
 class ESEPE(wiring.Component):
@@ -123,6 +98,7 @@ class ESEPE(wiring.Component):
                 "host_chan_mem": In(1),
                 "host_chan_sel": In(ChanSel),
                 "host_channel": In(range(c)),
+                "active": In(range(c + 1)),
                 "host_table": In(1),
                 "host_raddr": In(self._ring_bits),
                 "host_rsel": In(ChanSel),
@@ -223,6 +199,43 @@ class ESEPE(wiring.Component):
         rchan_q = Signal.like(self.host_channel)
         m.d.sync += [rsel_q.eq(self.host_rsel), rchan_q.eq(self.host_channel)]
         slot_shift = clog2(self._slot_words)
+        # ---- one engine write per cycle, shared by the channels --------------------------
+        # The write-back and the cell unit serve one channel per cycle and the host writes
+        # one channel's word, so the address, the value and the output-region check are
+        # computed once; a channel only decides whether it takes the write. A load, copy
+        # or clear writes every channel (a load only the active ones: a channel outside
+        # ACTIVE_CHANNELS keeps all-zero activations, so the scanner's OR needs no mask).
+        addr_shape = unsigned(clog2(ch.act_depth))
+        e_en, e_all, e_xfer, e_mirror = Signal(), Signal(), Signal(), Signal()
+        e_addr, e_chan = Signal(addr_shape), Signal.like(self.host_channel)
+        e_val = Signal(signed(ch.act_bits))
+        host_act = chan_write & (self.host_chan_sel == ChanSel.ACT)
+        with m.If(host_act):
+            m.d.comb += [e_en.eq(1), e_addr.eq(host.addr), e_val.eq(host.data),
+                         e_chan.eq(self.host_channel)]
+        with m.Elif(clearing):
+            m.d.comb += [e_en.eq(1), e_all.eq(1), e_addr.eq(self.xfer_dst)]
+        with m.Elif(xfer_d):
+            m.d.comb += [e_en.eq(1), e_all.eq(1), e_xfer.eq(1), e_addr.eq(dst_d),
+                         e_mirror.eq(1)]
+        with m.Elif(arith.wb.valid & ~self.gate):
+            m.d.comb += [e_en.eq(1), e_addr.eq(tile.out_base + arith.wb.payload.row),
+                         e_val.eq(arith.wb.payload.value), e_chan.eq(arith.wb.payload.channel),
+                         e_mirror.eq(1)]
+        with m.Elif(cell.m.valid):
+            m.d.comb += [e_en.eq(1), e_addr.eq(cell.m.addr), e_val.eq(cell.m.value),
+                         e_chan.eq(cell.m.channel), e_mirror.eq(1)]
+        offset = Signal(clog2(ch.act_depth) + 1)
+        out_hit = Signal()
+        out_addr = Signal(self._ring_bits)
+        m.d.comb += [
+            offset.eq(e_addr - self.out_base),
+            out_hit.eq(e_mirror & (e_addr >= self.out_base)
+                       & (e_addr < self.out_base + self.out_words)),
+            out_addr.eq((self.slot << slot_shift) + offset[:slot_shift]),
+        ]
+        loading = mode == Mode.LOAD
+        act_data, out_data = [], []
         for c in range(nch):
             act_mem = Memory(shape=signed(ch.act_bits), depth=ch.act_depth, init=[])
             in_ring = Memory(shape=signed(ch.act_bits), depth=self._ring_depth, init=[])
@@ -232,51 +245,31 @@ class ESEPE(wiring.Component):
             act_r, act_w = act_mem.read_port(), act_mem.write_port()
             in_r, in_w = in_ring.read_port(), in_ring.write_port()
             out_r, out_w = out_ring.read_port(), out_ring.write_port()
-            mine = chan_write & (self.host_channel == c)
+            takes = Signal(name=f"takes{c}")
             m.d.comb += [
                 act_r.addr.eq(self.act_raddr),
                 self.act_rdata[c].eq(act_r.data),
                 in_r.addr.eq(self.xfer_src),
                 in_w.addr.eq(host.addr), in_w.data.eq(host.data),
-                in_w.en.eq(mine & (self.host_chan_sel == ChanSel.IN_RING)),
+                in_w.en.eq(chan_write & (self.host_channel == c)
+                           & (self.host_chan_sel == ChanSel.IN_RING)),
                 out_r.addr.eq(self.host_raddr),
+                takes.eq(e_en & Mux(e_all, ~(e_xfer & loading) | (self.active > c),
+                                    e_chan == c)),
+                act_w.addr.eq(e_addr),
+                act_w.data.eq(Mux(e_xfer, Mux(loading, in_r.data, act_r.data), e_val)),
+                act_w.en.eq(takes),
+                out_w.addr.eq(out_addr), out_w.data.eq(act_w.data),
+                out_w.en.eq(takes & out_hit),
             ]
-            w_addr = Signal(clog2(ch.act_depth), name=f"w_addr{c}")
-            w_data = Signal(signed(ch.act_bits), name=f"w_data{c}")
-            w_engine = Signal(name=f"w_engine{c}")
-            with m.If(mine & (self.host_chan_sel == ChanSel.ACT)):
-                m.d.comb += [act_w.addr.eq(host.addr), act_w.data.eq(host.data),
-                             act_w.en.eq(1)]
-            with m.Elif(clearing):
-                m.d.comb += [act_w.addr.eq(self.xfer_dst), act_w.data.eq(0), act_w.en.eq(1)]
-            with m.Else():
-                with m.If(xfer_d):
-                    m.d.comb += [w_addr.eq(dst_d), w_engine.eq(1)]
-                    with m.If(mode == Mode.LOAD):
-                        m.d.comb += w_data.eq(in_r.data)
-                    with m.Else():
-                        m.d.comb += w_data.eq(act_r.data)
-                with m.Elif(arith.wb.valid & ~self.gate & (arith.wb.payload.channel == c)):
-                    m.d.comb += [w_addr.eq(tile.out_base + arith.wb.payload.row),
-                                 w_data.eq(arith.wb.payload.value), w_engine.eq(1)]
-                with m.Elif(cell.m.valid & (cell.m.channel == c)):
-                    m.d.comb += [w_addr.eq(cell.m.addr), w_data.eq(cell.m.value),
-                                 w_engine.eq(1)]
-                m.d.comb += [act_w.addr.eq(w_addr), act_w.data.eq(w_data),
-                             act_w.en.eq(w_engine)]
-            offset = Signal(clog2(ch.act_depth) + 1, name=f"out_offset{c}")
-            m.d.comb += [
-                offset.eq(w_addr - self.out_base),
-                out_w.addr.eq((self.slot << slot_shift) + offset[:slot_shift]),
-                out_w.data.eq(w_data),
-                out_w.en.eq(w_engine & (w_addr >= self.out_base)
-                            & (w_addr < self.out_base + self.out_words)),
-            ]
-            with m.If(rchan_q == c):
-                with m.If(rsel_q == ChanSel.OUT_RING):
-                    m.d.comb += self.host_rdata.eq(out_r.data.as_signed())
-                with m.Else():
-                    m.d.comb += self.host_rdata.eq(act_r.data.as_signed())
+            act_data.append(act_r.data)
+            out_data.append(out_r.data)
+        word = Signal(signed(ch.act_bits))
+        with m.If(rsel_q == ChanSel.OUT_RING):
+            m.d.comb += word.eq(Array(out_data)[rchan_q])
+        with m.Else():
+            m.d.comb += word.eq(Array(act_data)[rchan_q])
+        m.d.comb += self.host_rdata.eq(word)
 
         # ---- host writes of the shared memories ----------------------------------------
         shared = host.en & ~self.host_chan_mem & ~self.host_table

@@ -15,7 +15,8 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_program import op_bits, op_fields, ops_depth
 
 from .common import HostWrite, descriptor_layout, tile_layout, validating
-from .ese_pe import ESEPE, Mode, cell_tile_layout
+from .ese_common import Mode, cell_tile_layout
+from .ese_pe import ESEPE
 from .tile_sequencer import COUNTER_BITS, TileSequencer
 
 __all__ = ["LSTMScheduler", "SchedulerState", "lstm_pipeline", "op_layout"]
