@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/eie demo -o build/demo
+	$(BIN)/eie demo --lstm -o build/demo_lstm
 
 test: $(STAMP)
 	$(BIN)/lint-imports

@@ -19,16 +19,24 @@ from .prune import (
     density_schedule,
     iterative_prune,
     magnitude_prune,
+    regression_train_fn,
 )
-from .quantize import finetune_centroids, share_weights, ternarize, weight_grads
+from .quantize import (
+    finetune_centroids,
+    finetune_codebooks,
+    share_weights,
+    ternarize,
+    weight_grads,
+)
 from .types import DenseLayer, QuantLayer
 from .unpack import unpack, unpack_values
 
 __all__ = [
     "CapacityError", "CompileError", "Compressed", "DenseLayer", "ModelError", "QuantLayer",
     "apply_masks", "balance_prune", "classifier_train_fn", "compress", "density_schedule",
-    "finetune_centroids", "huffman_bits",
+    "finetune_centroids", "finetune_codebooks", "huffman_bits",
     "huffman_report", "iterative_prune", "layers_to_torch", "load_model",
-    "magnitude_prune", "pack", "pack_reference", "share_weights", "ternarize", "unpack",
+    "magnitude_prune", "pack", "pack_reference", "regression_train_fn", "share_weights",
+    "ternarize", "unpack",
     "unpack_values", "weight_grads", "write_image",
 ]

@@ -11,7 +11,7 @@ from .prune import balance_prune, magnitude_prune
 from .quantize import share_weights, ternarize
 from .types import DenseLayer, QuantLayer
 
-__all__ = ["Compressed", "compress"]
+__all__ = ["Compressed", "compress", "layer_stats"]
 
 
 @dataclass
@@ -117,13 +117,15 @@ def compress(model, density: float | None = None, bits: int = 4, scope: str = "l
         layers = [ternarize(layer, bits=bits) for layer in pruned]
     else:
         layers = [share_weights(layer, bits=bits, seed=seed) for layer in pruned]
-    stats = [_layer_stats(src, p, q) for src, p, q in zip(source, pruned, layers, strict=True)]
+    stats = [layer_stats(src, p, q) for src, p, q in zip(source, pruned, layers, strict=True)]
     return Compressed(layers=layers, source=source, stats=stats,
                       order_source=imported.order_source, order_ambiguous=imported.ambiguous,
                       order_note=imported.note)
 
 
-def _layer_stats(source: DenseLayer, pruned: DenseLayer, quant: QuantLayer) -> dict:
+def layer_stats(source: DenseLayer, pruned: DenseLayer, quant: QuantLayer) -> dict:
+    """One entry of :attr:`Compressed.stats` (``quant`` shared from ``pruned``, pruned from
+    ``source``)."""
     survivors = quant.indices != 0
     nnz = int(survivors.sum())
     error = quant.dense()[survivors] - pruned.weight[survivors]

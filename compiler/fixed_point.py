@@ -97,13 +97,21 @@ def worst_case_accumulator(indices, qcodebook, qbias, config: EIEConfig) -> int:
 
 
 def warn_wrap(layers, qcodebooks, qbiases, config: EIEConfig) -> None:
-    """Log a warning (logger ``compiler.pack``) for each layer whose accumulator can wrap."""
+    """Log at INFO level (logger ``compiler.pack``) each layer whose accumulator could wrap
+    for some input.
+
+    Only INFO: the bound assumes every input at full scale with the worst signs, which
+    almost every trained layer exceeds, so as a warning it fired on every model. Whether
+    accumulators actually wrap depends on the inputs: ``golden.run`` counts it
+    (``GoldenResult.wraps``), and ``eie pack --data`` warns from those counts.
+    """
     for layer, qcb, qb in zip(layers, qcodebooks, qbiases, strict=True):
         worst = worst_case_accumulator(layer.indices, qcb, qb, config)
         if worst >= 1 << (config.acc_bits - 1):
-            log.warning("layer %s: the %d-bit accumulator can wrap for inputs near full scale "
-                        "(worst case |acc| = 2**%.1f); results stay bit-exact but may differ "
-                        "from float", layer.name, config.acc_bits, np.log2(worst))
+            log.info("layer %s: the %d-bit accumulator could wrap for inputs near full scale "
+                     "(worst-case bound |acc| <= 2**%.1f, not an observed wrap); results stay "
+                     "bit-exact but may differ from float", layer.name, config.acc_bits,
+                     np.log2(worst))
 
 
 def layer_numerics(layers, config: EIEConfig):

@@ -17,7 +17,7 @@ import numpy as np
 from .types import DenseLayer
 
 __all__ = ["magnitude_prune", "balance_prune", "iterative_prune", "apply_masks",
-           "density_schedule", "classifier_train_fn"]
+           "density_schedule", "classifier_train_fn", "regression_train_fn"]
 
 
 def _check_density(density: float, name: str = "density") -> float:
@@ -245,8 +245,25 @@ def classifier_train_fn(x, y, epochs: int = 5, lr: float = 3e-3, batch_size: int
     """
     import torch
 
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    return _masked_train_fn(torch.as_tensor(np.asarray(x), dtype=torch.float32),
+                            torch.as_tensor(np.asarray(y), dtype=torch.long),
+                            torch.nn.functional.cross_entropy, epochs, lr, batch_size, seed)
+
+
+def regression_train_fn(x, y, epochs: int = 5, lr: float = 3e-3, batch_size: int = 64,
+                        seed: int = 0) -> Callable:
+    """As :func:`classifier_train_fn`, for regression: mean squared error against float
+    targets ``y`` (``[N]`` for a single output, or ``[N, n_out]``)."""
+    import torch
+
+    y = np.asarray(y, np.float32)
+    return _masked_train_fn(torch.as_tensor(np.asarray(x), dtype=torch.float32),
+                            torch.as_tensor(y.reshape(len(y), -1)),
+                            torch.nn.functional.mse_loss, epochs, lr, batch_size, seed)
+
+
+def _masked_train_fn(x, y, loss_fn, epochs, lr, batch_size, seed) -> Callable:
+    import torch
 
     def train_fn(module, masks):
         optimiser = torch.optim.Adam(module.parameters(), lr=lr)
@@ -257,7 +274,7 @@ def classifier_train_fn(x, y, epochs: int = 5, lr: float = 3e-3, batch_size: int
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 optimiser.zero_grad()
-                loss = torch.nn.functional.cross_entropy(module(x[batch]), y[batch])
+                loss = loss_fn(module(x[batch]), y[batch])
                 loss.backward()
                 optimiser.step()
                 apply_masks(module, masks)

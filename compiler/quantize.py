@@ -15,7 +15,8 @@ import numpy as np
 
 from .types import DenseLayer, QuantLayer
 
-__all__ = ["share_weights", "kmeans_1d", "finetune_centroids", "weight_grads", "ternarize"]
+__all__ = ["share_weights", "kmeans_1d", "finetune_centroids", "finetune_codebooks",
+           "weight_grads", "ternarize"]
 
 
 def _check_bits(bits) -> int:
@@ -163,6 +164,63 @@ def finetune_centroids(qlayer: QuantLayer, grad: np.ndarray, lr: float) -> Quant
     codebook = qlayer.codebook - lr * sums
     return QuantLayer(qlayer.name, qlayer.indices.copy(), codebook, _copy(qlayer.bias),
                       qlayer.relu)
+
+
+def finetune_codebooks(layers: list[QuantLayer], x, y, *, loss: str = "cross_entropy",
+                       steps: int = 30, lr: float = 1e-3
+                       ) -> tuple[list[QuantLayer], float, float]:
+    """Deep Compression's centroid fine-tuning of a whole model, full batch.
+
+    Each step takes ``dL/dW`` of the shared model (:meth:`Compressed.to_torch`'s network)
+    on all of ``x``, moves every centroid by ``lr`` times its cluster's summed gradient
+    (:func:`finetune_centroids`) and keeps the step only if the loss went down: an accepted
+    step grows ``lr`` by 1.5, a rejected one halves it. Indices, biases and the zero
+    centroid never change, so the sparsity pattern and the packed layout stay the same.
+
+    Parameters
+    ----------
+    layers : the shared layers in execution order.
+    x : float ``[N, n_in]``.
+    y : integer class labels ``[N]`` (``loss="cross_entropy"``) or float targets ``[N]`` /
+        ``[N, n_out]`` (``loss="mse"``).
+    steps, lr : the number of steps tried and the first step size.
+
+    Returns
+    -------
+    (layers, loss_before, loss_after) : the fine-tuned layers and the loss on ``(x, y)``
+        before and after (``loss_after <= loss_before``).
+    """
+    import torch
+
+    from .model import layers_to_torch
+
+    if loss not in ("cross_entropy", "mse"):
+        raise ValueError(f"loss must be 'cross_entropy' or 'mse', not {loss!r}")
+    xt = torch.as_tensor(np.asarray(x, np.float64))
+    if loss == "mse":
+        yt = torch.as_tensor(np.asarray(y, np.float64).reshape(len(xt), -1))
+        loss_fn = torch.nn.functional.mse_loss
+    else:
+        yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        loss_fn = torch.nn.functional.cross_entropy
+
+    def evaluate(candidate):
+        module = layers_to_torch(candidate, torch.float64)
+        value = loss_fn(module(xt), yt)
+        return float(value.detach()), weight_grads(module, value)
+
+    layers = list(layers)
+    before, grads = evaluate(layers)
+    current = before
+    for _ in range(steps):
+        candidate = [finetune_centroids(q, g, lr) for q, g in zip(layers, grads, strict=True)]
+        value, new_grads = evaluate(candidate)
+        if value < current:
+            layers, grads, current = candidate, new_grads, value
+            lr *= 1.5
+        else:
+            lr *= 0.5      # the gradient at ``layers`` stays valid: retry a shorter step
+    return layers, before, current
 
 
 def weight_grads(module, loss) -> list[np.ndarray]:

@@ -208,6 +208,8 @@ class EIEConfig:
 
     @classmethod
     def load(cls, path) -> EIEConfig:
+        """The config in the JSON file ``path``: an object of fields, or an image's
+        ``manifest.json`` (its ``config`` object)."""
         with open(path) as f:
             try:
                 data = json.load(f)
@@ -215,6 +217,9 @@ class EIEConfig:
                 raise ConfigError(f"{path}: not valid JSON ({exc})") from None
             except RecursionError:
                 raise ConfigError(f"{path}: nested too deeply to be a config") from None
+        # An image's manifest.json holds the config it was packed for as its "config".
+        if isinstance(data, dict) and data.get("format") == "eie-image" and "config" in data:
+            data = data["config"]
         return cls.from_dict(data)
 
     @property

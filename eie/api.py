@@ -27,6 +27,7 @@ import compiler
 import golden as golden_model
 from boards import resources as board_resources
 from boards import vivado
+from compiler.compress import layer_stats
 from compiler.lstm_model import is_lstm_state, load_state
 from contract.config import EIEConfig
 from contract.errors import ImageError
@@ -39,7 +40,7 @@ from contract.lstm_image import LSTMImage, read_lstm_image
 from rtl import verilog as rtl_verilog
 from sim_tests import runner
 
-from . import lstm_api
+from . import lstm_api, progress
 from .inputs import check_output, finite_float, read_input, write_npz
 from .inspect import image_stats, lstm_image_stats
 
@@ -212,17 +213,109 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
         image = compiler.pack(compressed.layers, config)
         lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density,
                                                                        ternary)
+        pruned, observed = compressed.source, None
+        lines.append(_bound_line(image, compressed))
     else:
-        image, compressed, data_lines = _pack_with_data(
+        image, compressed, data_lines, pruned, observed = _pack_with_data(
             model, data, config, density=density, scope=scope, balance=balance,
             ternary=ternary, final_relu=final_relu, layers=layers)
         lines = [_order_line(compressed)] + lines + data_lines
     retrained = data is not None
-    for message in _pack_warnings(compressed, None if retrained else density, scope):
+    messages = _pack_warnings(compressed, None if retrained else density, scope)
+    if observed is not None:
+        line, warning = _observed_lines(image, *observed)
+        lines.append(line)
+        messages += [warning] if warning else []
+    for message in messages:
         warnings.warn(message, PackWarning, stacklevel=3)
     if output is not None:
+        # rendered before the image is written, so a failure leaves nothing behind
+        side = _side_files(compressed, pruned)
         write_image(image, output, formats=formats)
+        for name, (content, what) in side.items():
+            (Path(output) / name).write_bytes(content)
+            lines.append(f"wrote {Path(output) / name} ({what})")
     return image, "\n".join(lines) + "\n\n" + inspect_image(image)
+
+
+#: The files ``eie pack`` writes into an MLP image folder besides the image itself.
+COMPRESSED_MODEL = "compressed.pt"
+WEIGHTS_PNG = "weights.png"
+
+
+def _side_files(compressed, pruned) -> dict[str, tuple[bytes, str]]:
+    """The compressed float model (a state_dict of tensors only, keys ``<layer>.weight`` /
+    ``<layer>.bias`` as in the source model, loadable with ``torch.load(...,
+    weights_only=True)`` and ``load_state_dict``) and the weight histograms, as bytes."""
+    import io
+
+    import torch
+
+    from .plots import weight_histograms_png
+
+    state = {}
+    for layer in compressed.layers:
+        state[f"{layer.name}.weight"] = torch.from_numpy(layer.dense().astype(np.float32))
+        if layer.bias is not None:
+            state[f"{layer.name}.bias"] = torch.from_numpy(
+                np.asarray(layer.bias, np.float32).copy())
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    survivors = [np.asarray(p.weight)[q.indices != 0]
+                 for p, q in zip(pruned, compressed.layers, strict=True)]
+    png = weight_histograms_png([q.name for q in compressed.layers], survivors,
+                                [q.codebook for q in compressed.layers])
+    return {COMPRESSED_MODEL: (buffer.getvalue(), "compressed float model: shared weights, "
+                               "a state_dict for torch.load(weights_only=True)"),
+            WEIGHTS_PNG: (png, "weight histogram per layer with its shared values")}
+
+
+def _bound_line(image, compressed) -> str:
+    """Without data: whether any input could make an accumulator wrap, said as the
+    worst-case bound it is (every input at full scale with the worst signs)."""
+    from compiler.fixed_point import layer_numerics, worst_case_accumulator
+
+    cfg = image.config
+    _, qcodebooks, qbiases = layer_numerics(compressed.layers, cfg)
+    worst = [worst_case_accumulator(q.indices, qc, qb, cfg)
+             for q, qc, qb in zip(compressed.layers, qcodebooks, qbiases, strict=True)]
+    over = [(q.name, w) for q, w in zip(compressed.layers, worst, strict=True)
+            if w >= 1 << (cfg.acc_bits - 1)]
+    if not over:
+        return f"accumulators ({cfg.acc_bits}-bit): no input can make one wrap"
+    full_scale = (1 << (cfg.act_bits - 1)) / (1 << cfg.act_frac)
+    which = ", ".join(f"{name} 2**{np.log2(w):.1f}" for name, w in over)
+    return (f"accumulators ({cfg.acc_bits}-bit): a worst-case bound only (every input at "
+            f"+-{full_scale:g} with the worst signs) exceeds 2**{cfg.acc_bits - 1} in {which}; "
+            f"real inputs rarely come near it: eie golden counts actual saturation and wraps "
+            f"on your inputs, and pack --data checks its data")
+
+
+def _observed_lines(image, what, x) -> tuple[str, str | None]:
+    """With data: golden on every sample of it, and the per-layer saturation and wrap
+    counts (a line for the report, and a warning saying what to change when any is non-zero)."""
+    cfg = image.config
+    q_in = golden_model.quantize_input(x, cfg)
+    result = golden_model.run(image, q_in)
+    saturated, wrapped = result.saturation.sum(axis=0), result.wraps.sum(axis=0)
+    clipped = int(np.sum(np.abs(x * (1 << cfg.act_frac) - q_in) > 0.5))
+    head = f"golden on all {len(x)} samples of {what}"
+    if not (saturated.any() or wrapped.any() or clipped):
+        return f"{head}: no input clipped, no value saturated, no accumulator wrapped", None
+    affected = int(np.sum((result.saturation.sum(axis=1) + result.wraps.sum(axis=1)) > 0))
+    counts = ", ".join(f"{info.name} {int(s)} saturated / {int(w)} wrapped"
+                       for info, s, w in zip(image.layers, saturated, wrapped, strict=True))
+    full_scale = (1 << (cfg.act_bits - 1)) / (1 << cfg.act_frac)
+    fixes = []
+    if clipped or saturated.any():
+        fixes.append(f"lower --act-frac (now {cfg.act_frac}: values beyond +-{full_scale:g} "
+                     f"saturate) or scale the inputs down")
+    if wrapped.any():
+        fixes.append(f"raise --acc-bits (now {cfg.acc_bits})")
+    text = (f"{head}: {clipped} input value(s) clipped; per layer: {counts} "
+            f"({affected} sample(s) affected)")
+    return text, (f"{text}; the output is bit-exact but not close to float there: "
+                  f"{'; '.join(fixes)} (docs/numerics.md)")
 
 
 #: Held-out share of ``eie pack --data`` and the prune-and-retrain schedule it uses.
@@ -232,8 +325,9 @@ DATA_EPOCHS = 5
 
 
 def _read_data(data) -> tuple[str, np.ndarray, np.ndarray]:
-    """The name for messages, ``x`` (float64 ``[N, n_in]``) and ``y`` (int64 class labels
-    ``[N]``) of a ``.npz`` path (no pickles) or a mapping."""
+    """The name for messages, ``x`` (float64 ``[N, n_in]``) and ``y`` of a ``.npz`` path (no
+    pickles) or a mapping: int64 class labels ``[N]`` (an integer ``y``) or float64
+    regression targets ``[N]`` / ``[N, n_out]`` (a float ``y``)."""
     what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
     if isinstance(data, (str, os.PathLike)):
         try:
@@ -246,47 +340,81 @@ def _read_data(data) -> tuple[str, np.ndarray, np.ndarray]:
     if missing:
         raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
     x, y = np.asarray(data["x"]), np.asarray(data["y"])
-    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] < 2:
-        raise ValueError(f"{what}: x must be [N, n_in] and y [N] with N >= 2, got x "
-                         f"{list(x.shape)} and y {list(y.shape)}")
-    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
-        raise ValueError(f"{what}: y must hold class labels (non-negative integers), got "
-                         f"dtype {y.dtype}; regression targets are not supported yet")
+    if x.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != x.shape[0] or x.shape[0] < 2:
+        raise ValueError(f"{what}: x must be [N, n_in] and y [N] (or [N, n_out] targets) "
+                         f"with N >= 2, got x {list(x.shape)} and y {list(y.shape)}")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{what}: x must be numeric, got dtype {x.dtype}")
-    return what, finite_float(x, f"{what}: x"), y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.integer):
+        if y.ndim != 1 or (y < 0).any():
+            raise ValueError(f"{what}: integer y must hold class labels (non-negative, "
+                             f"shape [N]); give float targets for regression")
+        return what, finite_float(x, f"{what}: x"), y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ValueError(f"{what}: y must be integer class labels or float regression "
+                         f"targets, got dtype {y.dtype}")
+    return what, finite_float(x, f"{what}: x"), finite_float(y, f"{what}: y")
+
+
+#: Steps of centroid fine-tuning (``compiler.finetune_codebooks``) in ``eie pack --data``.
+DATA_FINETUNE_STEPS = 30
 
 
 def _pack_with_data(model, data, config, *, density, scope, balance, ternary, final_relu,
                     layers):
-    """Prune while retraining (with ``density``) or not, pack, and the lines that report
-    it with the held-out accuracy of float, compressed float and golden."""
+    """Prune while retraining (with ``density``) or not, share, fine-tune the centroids
+    (not a ternary codebook), pack; the lines that report it with the held-out accuracy
+    (class labels) or mean squared error (float targets) of float, compressed float and
+    golden; the pruned float layers; and ``(what, x)`` for the saturation check."""
     import torch
 
     what, x, y = _read_data(data)
     imported = compiler.model.import_model(model, final_relu=final_relu, order=layers)
     source = imported.layers
+    regression = y.dtype != np.int64
     if x.shape[1] != source[0].n_in:
         raise ValueError(f"{what}: x has {x.shape[1]} features, the model takes "
                          f"{source[0].n_in}")
-    if y.max() >= source[-1].n_out:
+    n_out = source[-1].n_out
+    if regression and (y.ndim == 1 and n_out != 1 or y.ndim == 2 and y.shape[1] != n_out):
+        raise ValueError(f"{what}: float y (regression targets) of shape {list(y.shape)} "
+                         f"does not match the model's {n_out} output(s)")
+    if not regression and y.max() >= n_out:
         raise ValueError(f"{what}: label {int(y.max())} needs at least {int(y.max()) + 1} "
-                         f"outputs, the model has {source[-1].n_out}")
+                         f"outputs, the model has {n_out}")
     order = np.random.default_rng(0).permutation(len(x))
     n_test = max(1, round(DATA_HOLDOUT * len(x)))
     test, train = order[:n_test], order[n_test:]
     if density is None:
         pruned, how = source, "nothing pruned (no density given), not retrained"
     else:
-        train_fn = compiler.classifier_train_fn(x[train], y[train], epochs=DATA_EPOCHS)
-        pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=train_fn,
-                                          scope=scope, balance=balance,
-                                          n_pes=config.n_pes if balance else None)
+        make = compiler.regression_train_fn if regression else compiler.classifier_train_fn
+        train_fn = make(x[train], y[train], epochs=DATA_EPOCHS)
+        with progress.steps("prune and retrain", DATA_STEPS) as advance:
+            def counted(module, masks):
+                train_fn(module, masks)
+                advance()
+
+            pruned = compiler.iterative_prune(source, density, DATA_STEPS, train_fn=counted,
+                                              scope=scope, balance=balance,
+                                              n_pes=config.n_pes if balance else None)
         how = (f"pruned to density {density:g} while retraining ({DATA_STEPS} steps of "
                f"{DATA_EPOCHS} epochs on {len(train)} samples)")
     for layer, src in zip(pruned, source, strict=True):
         layer.relu = src.relu
     compressed = compiler.compress(pruned, bits=config.weight_bits, ternary=ternary)
+    lines = []
+    if not ternary:
+        with progress.stage("fine-tuning the centroids"):
+            tuned, before, after = compiler.finetune_codebooks(
+                compressed.layers, x[train], y[train], loss="mse" if regression else
+                "cross_entropy", steps=DATA_FINETUNE_STEPS)
+        stats = [layer_stats(s, p, q)
+                 for s, p, q in zip(source, pruned, tuned, strict=True)]
+        compressed = compiler.Compressed(layers=tuned, source=source, stats=stats)
+        lines.append(f"centroids fine-tuned ({DATA_FINETUNE_STEPS} steps on {len(train)} "
+                     f"samples): training {'MSE' if regression else 'loss'} {before:.4g} -> "
+                     f"{after:.4g}")
     compressed.source = source
     compressed.order_source = imported.order_source
     compressed.order_ambiguous = imported.ambiguous
@@ -295,23 +423,28 @@ def _pack_with_data(model, data, config, *, density, scope, balance, ternary, fi
 
     x_test = torch.from_numpy(x[test].astype(np.float32))
 
-    def accuracy(scores) -> float:
-        return float(np.mean(np.argmax(np.asarray(scores), axis=1) == y[test]))
+    def score(outputs) -> float:
+        outputs = np.asarray(outputs, np.float64)
+        if regression:
+            return float(np.mean((outputs.reshape(len(test), -1)
+                                  - y[test].reshape(len(test), -1)) ** 2))
+        return float(np.mean(np.argmax(outputs, axis=1) == y[test]))
 
     with torch.no_grad():
-        float_acc = accuracy(compiler.layers_to_torch(source)(x_test).numpy())
-        shared_acc = accuracy(compressed.to_torch()(x_test).numpy())
+        float_score = score(compiler.layers_to_torch(source)(x_test).numpy())
+        shared_score = score(compressed.to_torch()(x_test).numpy())
     q = golden_model.run(image, golden_model.quantize_input(x[test], image.config)).q
-    golden_acc = accuracy(golden_model.dequantize(np.asarray(q), image.config))
+    golden_score = score(golden_model.dequantize(np.asarray(q), image.config))
     codebook = ("a ternary codebook {0, -Wn, +Wp}" if ternary else
                 f"k-means, up to {len(compressed.layers[0].codebook) - 1} values per layer")
     per_layer = ", ".join(f"{s['name']} {s['density']:.3f}/{s['rms_error']:.4g}"
                           for s in compressed.stats)
+    metric = "mean squared error" if regression else "accuracy"
     return image, compressed, [
-        f"{how}; weights shared by {codebook}",
+        f"{how}; weights shared by {codebook}", *lines,
         f"per layer density/RMS sharing error: {per_layer}",
-        f"held-out accuracy ({n_test} of {len(x)} samples): float {float_acc:.4f}, "
-        f"compressed float {shared_acc:.4f}, golden {golden_acc:.4f}"]
+        f"held-out {metric} ({n_test} of {len(x)} samples): float {float_score:.4f}, "
+        f"compressed float {shared_score:.4f}, golden {golden_score:.4f}"], pruned, (what, x)
 
 
 def _with_weight_bits(config: EIEConfig, bits) -> tuple[EIEConfig, str | None]:
@@ -358,6 +491,7 @@ def _pack_warnings(compressed, density, scope: str) -> list[str]:
         which = ", ".join(f"{s['name']} {s['density']:.3f}" for s in low)
         out.append(f"one-shot pruning without retraining left layer(s) under 50% density "
                    f"({which}), which usually costs accuracy; prune while retraining with "
+                   f"--data D.npz (arrays x and y; Python: data=...) or "
                    f"compiler.iterative_prune (docs/compression.md)")
     if scope == "global":
         far = [s for s in stats if s["density"] < density / 4]
@@ -440,19 +574,49 @@ def sim(image, x, output=None, *, waves=None) -> dict:
             write_npz(path, out)
         return out
     image, x, q_in = _inputs(image, x)
-    result = runner.simulate(image, q_in, waves=waves)
+    with progress.stage(f"Verilator build and simulation of {len(q_in)} input(s)"):
+        result = runner.simulate(image, q_in, waves=waves)
     return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],
                    result["cycles_per_layer"], golden_model.run(image, q_in))
 
 
-def inspect_image(image) -> str:
+def inspect_image(image, output=None) -> str:
     """``eie inspect``: per-layer and per-PE non-zeros, padding, imbalance, memory use and
     the Huffman figure, as a table; for an ESE image also the LSTM layers, the activation
-    memory map and the cell memory against their capacity."""
+    memory map and the cell memory against their capacity.
+
+    With ``output`` (a folder, made when missing; an existing file is refused before any
+    work), also ``output/pe_balance.png``: per layer, each PE's non-zeros and padding
+    entries; the text then ends with the line naming it.
+    """
+    folder = None if output is None else _picture_folder(output)
     image = load_image(image)
-    if isinstance(image, LSTMImage):
-        return lstm_image_stats(image)
-    return image_stats(image).format()
+    matrices = image.matrices if isinstance(image, LSTMImage) else image
+    stats = image_stats(matrices)
+    text = lstm_image_stats(image) if isinstance(image, LSTMImage) else stats.format()
+    if folder is not None:
+        from .plots import pe_balance_png
+
+        png = pe_balance_png(stats)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "pe_balance.png"
+        path.write_bytes(png)
+        text += f"\n\nwrote {path} (per-PE non-zeros and padding entries per layer)"
+    return text
+
+
+def _picture_folder(output) -> Path:
+    """``output`` as a folder to write pictures into: not a file, not under a file."""
+    folder = Path(output)
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"-o {os.fspath(output)}: {parent} is a file, expected a "
+                                 f"folder")
+            if not os.access(parent, os.W_OK | os.X_OK) or not parent.stat().st_mode & 0o222:
+                raise ValueError(f"-o {os.fspath(output)}: folder {parent} is read-only")
+            break
+    return folder
 
 
 def _design(config: EIEConfig | None, image):
@@ -483,10 +647,14 @@ def build(output, config: EIEConfig | None = None, image=None, *, board: str = "
     if board != "ku060":
         raise ValueError(f"board must be 'ku060', not {board!r}")
     config, _ = _design(config, image)
-    return vivado.write_project(output, config, image_dir=image, run=run)
+    if not run:
+        return vivado.write_project(output, config, image_dir=image, run=run)
+    with progress.stage("Vivado project (and a Vivado run if vivado is on PATH)"):
+        return vivado.write_project(output, config, image_dir=image, run=run)
 
 
 def resources(config: EIEConfig | None = None, output="build/resources") -> dict:
     """``eie resources``: the Yosys ``synth_xilinx -family xcu`` estimate (a report dict;
     ``boards.resources.format_report`` prints it)."""
-    return board_resources.estimate(config or EIEConfig(), out_dir=output)
+    with progress.stage("Yosys synth_xilinx"):
+        return board_resources.estimate(config or EIEConfig(), out_dir=output)

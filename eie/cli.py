@@ -18,7 +18,7 @@ from contract.config import ConfigError, EIEConfig
 from contract.image_write import FORMATS
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
-from . import __version__, api, bench, demo, lstm_demo
+from . import __version__, api, bench, demo, lstm_demo, progress
 from .bench_ese import bench_ese
 from .cli_parser import EieArgumentParser
 from .inputs import npz_path
@@ -37,7 +37,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """
     group = parser.add_argument_group(
         "architecture (EIEConfig; a flag overrides --config)")
-    group.add_argument("--config", metavar="FILE", help="JSON file with EIEConfig fields")
+    group.add_argument("--config", metavar="FILE",
+                       help="JSON file with EIEConfig fields, or an image's manifest.json")
     for field in dataclasses.fields(EIEConfig):
         flags = [*_ALIASES.get(field.name, []), "--" + field.name.replace("_", "-")]
         group.add_argument(*flags, dest="cfg_" + field.name, type=int, metavar="N",
@@ -156,9 +157,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="MLP layer order by name (as in the state_dict, without .weight); "
                         "default: the file's order (.safetensors: its eie.layers metadata)")
     p.add_argument("--data", metavar="D.npz", default=None,
-                   help="MLP: arrays x [N, n_in] and class labels y [N]; with --density "
-                        "prune while retraining; report held-out float / compressed float "
-                        "/ golden accuracy")
+                   help="MLP: arrays x [N, n_in] and y: class labels [N] (integers) or "
+                        "regression targets [N] / [N, n_out] (floats); with --density prune "
+                        "while retraining; fine-tune the centroids; check saturation and "
+                        "wraps on it; report held-out float / compressed float / golden "
+                        "accuracy (or MSE)")
     add_config_flags(p)
     add_lstm_flags(p)
 
@@ -170,9 +173,13 @@ def _parser() -> argparse.ArgumentParser:
                         "frames [T, n_in] or [batch, T, n_in]")
     p.add_argument("-o", "--output", required=True, metavar="Y.npz")
 
-    p = sub.add_parser("inspect", help="per-layer/per-PE statistics of an image",
-                       epilog="example:\n  eie inspect img")
+    p = sub.add_parser("inspect", formatter_class=fmt,
+                       help="per-layer/per-PE statistics of an image",
+                       epilog="examples:\n  eie inspect img\n  eie inspect img -o img_pics")
     p.add_argument("image", metavar="IMAGE_DIR")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="also write DIR/pe_balance.png (per-PE non-zeros and padding per "
+                        "layer)")
 
     p = sub.add_parser("demo", formatter_class=fmt,
                        help="the main job on the built-in digits MLP (--lstm: a "
@@ -181,7 +188,9 @@ def _parser() -> argparse.ArgumentParser:
                               "  eie demo --no-rtl --pes 8\n  eie demo --lstm -o build/demo_lstm")
     p.add_argument("-o", "--output", default=None, metavar="DIR",
                    help="default build/demo (build/demo_lstm with --lstm)")
-    p.add_argument("--no-rtl", action="store_true", help="skip Verilog/Verilator steps")
+    p.add_argument("--no-rtl", action="store_true",
+                   help="skip the Verilog, Verilator, Vivado-project and Yosys steps (pack "
+                        "and golden only)")
     p.add_argument("--lstm", action="store_true",
                    help="train, prune (load-balance-aware) + share an LSTM classifier on "
                         "MNIST-1D (generated, no download), pack it for ESE, run golden")
@@ -333,10 +342,15 @@ def _golden(args) -> None:
 
 
 def _bench(args) -> None:
+    with progress.stage(f"eie bench {args.what}"):
+        text = _bench_text(args)
+    print(text)
+
+
+def _bench_text(args) -> str:
     if args.what == "ese":
-        print(bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only))
-    else:
-        print(bench.run(args.what, Path(args.output), quick=args.quick))
+        return bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only)
+    return bench.run(args.what, Path(args.output), quick=args.quick)
 
 
 def _run(args) -> None:
@@ -346,11 +360,11 @@ def _run(args) -> None:
     elif command in ("golden", "sim"):
         _golden(args)
     elif command == "inspect":
-        print(api.inspect_image(args.image))
+        print(api.inspect_image(args.image, args.output))
     elif command == "demo":
         if args.lstm:
             lstm_demo.run_lstm_demo(Path(args.output or "build/demo_lstm"),
-                               lstm_config_from_args(args))
+                                    lstm_config_from_args(args), rtl=not args.no_rtl)
         else:
             demo.run_demo(Path(args.output or "build/demo"), config_from_args(args),
                           rtl=not args.no_rtl)

@@ -21,7 +21,7 @@ from contract.image_write import write_image
 from rtl.verilog import generate
 from sim_tests.runner import simulate
 
-from . import digits
+from . import digits, progress
 from .inspect import image_stats
 
 __all__ = ["run_demo", "DEMO_DENSITY"]
@@ -45,17 +45,22 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     results: dict = {}
     t0 = time.perf_counter()
     data = digits.load_data()
-    model = digits.train_mlp(data)
+    with progress.stage("training the digits MLP"):
+        model = digits.train_mlp(data)
     with torch.no_grad():
         float_logits = model(torch.from_numpy(data.x_test)).double().numpy()
     results["acc_float"] = digits.accuracy(float_logits, data.y_test)
 
     # Deep Compression / ESE flow: load-balance-aware prune-and-retrain, then k-means
     # weight sharing of the pruned model as it is.
-    pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
-                             train_fn=classifier_train_fn(data.x_train, data.y_train,
-                                                              epochs=15, lr=1e-3), balance=True,
-                             n_pes=config.n_pes)
+    train_fn = classifier_train_fn(data.x_train, data.y_train, epochs=15, lr=1e-3)
+    with progress.steps("prune and retrain", DEMO_PRUNE_STEPS) as advance:
+        def counted(module, masks):
+            train_fn(module, masks)
+            advance()
+
+        pruned = iterative_prune(model, DEMO_DENSITY, steps=DEMO_PRUNE_STEPS,
+                                 train_fn=counted, balance=True, n_pes=config.n_pes)
     compressed = compress(pruned, bits=config.weight_bits)
     small = compressed.to_torch().double()
     with torch.no_grad():
@@ -78,9 +83,14 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
     _say(report, "# eie demo: digits MLP on a "
          f"{config.n_pes}-PE EIE (queue depth {config.queue_depth})")
     _say(report)
+    stats = image_stats(image)
     _say(report, "```")
-    _say(report, image_stats(image).format())
+    _say(report, stats.format())
     _say(report, "```")
+    from .plots import pe_balance_png
+
+    (out / "pe_balance.png").write_bytes(pe_balance_png(stats))
+    _say(report, f"per-PE non-zeros and padding per layer: {out / 'pe_balance.png'}")
     _say(report)
     _say(report, f"## Accuracy (digits test split, {len(data.y_test)} samples)")
     _say(report, "| model | accuracy |")
@@ -97,11 +107,46 @@ def run_demo(out: Path, config: EIEConfig, *, rtl: bool = True) -> dict:
         _rtl_section(report, results, out, image, q_in, gold, cyc, data)
     else:
         _cycles_table(report, image, cyc, None)
+        _say(report)
+        _say(report, "RTL steps skipped (--no-rtl): no Verilog, Verilator simulation, Vivado "
+                     "project or Yosys estimate")
+    _replay_section(report, out, model, pruned, data)
     results["seconds"] = time.perf_counter() - t0
     _say(report)
     _say(report, f"demo took {results['seconds']:.1f} s; artefacts in {out}")
     (out / "report.md").write_text("\n".join(report) + "\n")
     return results
+
+
+def _replay_section(report, out: Path, model, pruned, data) -> None:
+    """Write the trained model, the pruned one and the data, so that a user can replay the
+    steps with the ``eie`` command, and say how."""
+    import torch
+
+    from compiler.model import layers_to_torch
+
+    torch.save(model.state_dict(), out / "mlp.pt")
+    torch.save(layers_to_torch(pruned).state_dict(), out / "mlp_pruned.pt")
+    np.save(out / "x_test.npy", data.x_test)
+    np.save(out / "y_test.npy", data.y_test)
+    np.savez(out / "digits.npz", x=np.concatenate([data.x_train, data.x_test]),
+             y=np.concatenate([data.y_train, data.y_test]))
+    _say(report)
+    _say(report, "## Files to replay the steps with `eie`")
+    _say(report, f"- `{out / 'mlp.pt'}`: the trained float model (state_dict); "
+                 f"`{out / 'mlp_pruned.pt'}`: after pruning and retraining, before sharing")
+    _say(report, f"- `{out / 'x_test.npy'}`, `{out / 'y_test.npy'}`: the test inputs and "
+                 f"labels; `{out / 'digits.npz'}`: all samples as `x`, `y` for `--data` "
+                 f"(the demo trained on {len(data.y_train)} of them, so `eie pack --data`'s "
+                 f"held-out figures on it are optimistic)")
+    manifest = out / "image" / "manifest.json"
+    _say(report, f"- `eie pack {out / 'mlp_pruned.pt'} -o img --config {manifest}` packs the "
+                 f"demo's image again (`--data {out / 'digits.npz'}` also fine-tunes the "
+                 f"centroids and reports accuracies); `eie pack {out / 'mlp.pt'} -o img "
+                 f"--config {manifest} --density {DEMO_DENSITY} --balance --data "
+                 f"{out / 'digits.npz'}` prunes it again while retraining")
+    _say(report, f"- `eie golden img --input {out / 'x_test.npy'} -o y.npz`, "
+                 f"`eie sim img --input {out / 'x_test.npy'} -o y_rtl.npz`")
 
 
 def _cycles_table(report, image, cyc, rtl_cycles) -> None:
@@ -129,7 +174,8 @@ def _cycles_table(report, image, cyc, rtl_cycles) -> None:
 def _rtl_section(report, results, out, image, q_in, gold, cyc, data) -> None:
     generate(image.config, out / "verilog", image=image)
     n = len(cyc)
-    sim = simulate(image, q_in, build_dir=out / "sim_build")
+    with progress.stage(f"Verilator build and simulation of {n} inputs"):
+        sim = simulate(image, q_in, build_dir=out / "sim_build")
     q_rtl = np.asarray(sim["q"])
     rtl_cycles = np.asarray(sim["cycles_per_layer"]).reshape(n, len(image.layers))
     results["bit_exact"] = bool(np.array_equal(q_rtl, gold.q))
@@ -157,5 +203,7 @@ def _boards_section(report, results, out, image) -> None:
     _say(report)
     _say(report, "## Yosys resource estimate (synth_xilinx -family xcu)")
     _say(report, "```")
-    _say(report, format_report(estimate(image.config, out_dir=out / "resources")))
+    with progress.stage("Yosys synth_xilinx"):
+        text = format_report(estimate(image.config, out_dir=out / "resources"))
+    _say(report, text)
     _say(report, "```")

@@ -76,6 +76,7 @@ def image_stats(image: PackedImage) -> ImageStats:
     all_v, all_z = [], []
     for layer in image.layers:
         layer_entries = np.zeros(n, np.int64)
+        layer_pad_pe = np.zeros(n, np.int64)
         layer_padding = 0
         for tile in range(layer.first_tile, layer.first_tile + layer.n_tiles):
             desc = image.program[tile]
@@ -91,6 +92,7 @@ def image_stats(image: PackedImage) -> ImageStats:
                 layer_entries[pe] += len(e)
                 pad = int(np.sum(v == 0))
                 padding_pe[pe] += pad
+                layer_pad_pe[pe] += pad
                 layer_padding += pad
                 words_pe[pe] += -(-len(e) // c.entries_per_word)
             ptr_top = max(ptr_top, desc.ptr_base + (layer.n_in + 2) // 2)
@@ -102,7 +104,8 @@ def image_stats(image: PackedImage) -> ImageStats:
             name=layer.name, shape=f"{layer.n_out}x{layer.n_in}", nnz=nnz,
             density=nnz / (layer.n_in * layer.n_out), padding=layer_padding,
             tiles=layer.n_tiles, w_frac=layer.w_frac,
-            imbalance=float(layer_entries.max() / mean) if layer_entries.any() else 1.0))
+            imbalance=float(layer_entries.max() / mean) if layer_entries.any() else 1.0,
+            pe_nnz=(layer_entries - layer_pad_pe).tolist(), pe_padding=layer_pad_pe.tolist()))
     ptr_bytes = 2 * ptr_top * c.pointer_bits // 8
     bias_bytes = bias_top * c.acc_bits // 8
     for pe in range(n):

@@ -25,6 +25,7 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_image import read_lstm_image, write_lstm_image
 from golden.lstm_cycles import lstm_cycles
 from golden.lstm_model import quantize_sequence, run_lstm
+from sim_tests.ese_runner import simulate_lstm
 
 from .lstm_api import SATURATION_STAGES
 
@@ -35,7 +36,8 @@ __all__ = ["SequenceData", "load_sequences", "make_classifier", "train_classifie
 #: faster but loses more to pruning (88.3% float -> 78.2% golden with 5 steps of 15
 #: epochs, measured).
 DEMO = dict(frame=4, hidden=96, epochs=30, lr=1e-2, density=0.15, prune_steps=4,
-            retrain_epochs=12, retrain_lr=3e-3, samples=5000, seed=42, cycle_sequences=100)
+            retrain_epochs=12, retrain_lr=3e-3, samples=5000, seed=42, cycle_sequences=100,
+            rtl_sequences=1000)
 
 
 @dataclass
@@ -134,9 +136,11 @@ class _Stages:
               file=sys.stderr, flush=True)
 
 
-def run_lstm_demo(out: Path, config: ESEConfig | None = None, **budget) -> dict:
+def run_lstm_demo(out: Path, config: ESEConfig | None = None, *, rtl: bool = True,
+                  **budget) -> dict:
     """Run the demo into ``out``; ``budget`` overrides entries of :data:`DEMO` (tests use a
-    tiny one). Returns the measured figures.
+    tiny one). With ``rtl`` the first ``rtl_sequences`` test sequences also run on the ESE
+    RTL under Verilator. Returns the measured figures.
 
     Training runs on one torch thread (restored afterwards): a small LSTM gains little from
     two, OpenMP threads spinning on a loaded machine cost far more (measured 10x slower at
@@ -149,12 +153,12 @@ def run_lstm_demo(out: Path, config: ESEConfig | None = None, **budget) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run(torch, out, config, budget)
+        return _run(torch, out, config, budget, rtl)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(torch, out, config, budget) -> dict:
+def _run(torch, out, config, budget, rtl) -> dict:
     opts = {**DEMO, **budget}
     unknown = sorted(set(budget) - set(DEMO))
     if unknown:
@@ -162,7 +166,7 @@ def _run(torch, out, config, budget) -> dict:
     config = config or ESEConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stage = _Stages(6)
+    stage = _Stages(7 if rtl else 6)
     results: dict = {}
 
     stage("data: MNIST-1D, generated from a fixed seed (no download)")
@@ -221,12 +225,45 @@ def _run(torch, out, config, budget) -> dict:
     results["mac_busy_per_frame"] = float(np.mean([f.mac_busy for f in frames]))
     results["ideal_per_frame"] = float(np.mean([f.ideal for f in frames]))
     results["nnz"] = {s["name"]: (s["nnz"], s["density"]) for s in compressed.stats}
+    results["mac_utilization"] = (sum(n for n, _ in results["nnz"].values()) / config.n_pes
+                                  / results["cycles_per_frame"])
+    if rtl:
+        n_rtl = min(opts["rtl_sequences"], len(data.y_test))
+        stage(f"RTL: the ESE RTL under Verilator on the first {n_rtl} test sequences")
+        q_rtl = quantize_sequence(x64[:n_rtl], config)
+        got = simulate_lstm(image, q_rtl)
+        want = lstm_cycles(image, q_rtl, result=run_lstm(image, q_rtl, trace=True))
+        y_rtl = got["q"] / float(1 << config.channel.act_frac)
+        results["rtl"] = {
+            "sequences": n_rtl,
+            "acc_rtl": _accuracy(y_rtl, data.y_test[:n_rtl]),
+            "acc_golden": _accuracy(gold.y[:n_rtl], data.y_test[:n_rtl]),
+            "bit_exact": bool(np.array_equal(got["q"], gold.q[:n_rtl])),
+            "cycle_exact": bool(np.array_equal(got["cycles"], want.cycles)),
+            "cycles_per_frame": float(np.mean(got["cycles"])),
+        }
     results["seconds"] = time.perf_counter() - stage.t0
 
     text = _report(results, opts, config, data, image, steps, frame, n_cyc)
     (out / "report.md").write_text(text + "\n")
     print(text)
     return results
+
+
+def _rtl_lines(r) -> list[str]:
+    if "rtl" not in r:
+        return ["RTL: not run (--no-rtl)", ""]
+    t = r["rtl"]
+    return [
+        f"## RTL (ESE RTL under Verilator, first {t['sequences']} test sequences)",
+        "| | golden | RTL |",
+        "|---|---|---|",
+        f"| accuracy | {t['acc_golden']:.4f} | {t['acc_rtl']:.4f} |",
+        f"| bit-exact against golden | | {t['bit_exact']} |",
+        f"| cycles per frame (measured; cycle-exact against the model: {t['cycle_exact']}) "
+        f"| | {t['cycles_per_frame']:.1f} |",
+        "",
+    ]
 
 
 def _report(r, opts, config, data, image, steps, frame, n_cyc) -> str:
@@ -255,6 +292,7 @@ def _report(r, opts, config, data, image, steps, frame, n_cyc) -> str:
         f"max |error| {r['error_share']:.2%} of the output scale; saturation: {sat}; "
         f"accumulator wraps: {r['wraps']}",
         "",
+        *_rtl_lines(r),
         "## Matrices",
         "| matrix | non-zeros | density |",
         "|---|---|---|",
@@ -266,6 +304,7 @@ def _report(r, opts, config, data, image, steps, frame, n_cyc) -> str:
         f"- per frame: {r['cycles_per_frame']:.1f} cycles (busiest PE's MACs "
         f"{r['mac_busy_per_frame']:.1f}, ideal balance {r['ideal_per_frame']:.1f})",
         f"- per sequence of {steps} frames: {r['cycles_per_sequence']:.1f} cycles",
+        f"- MAC utilization: {r['mac_utilization']:.3f} (non-zeros per PE / cycles per frame)",
         "",
         "## Replay",
         "`lstm.pt` is the pruned float state_dict, `x_test.npy` the test frames "

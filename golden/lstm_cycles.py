@@ -44,7 +44,9 @@ class FrameCycles:
     elementwise_hidden : of those, the cycles that overlap the gate write-back: channel 0
         streams through the cell unit, which drains ``CELL - SEG`` cycles after the
         write-back ends, so all but that of each gate tile's ``out_local``.
-    elementwise_exposed : the rest: the drain and the other channels' passes.
+    elementwise_exposed : the cycles the cell unit adds to the frame: its drain after each
+        gate tile and the other channels' passes (so ``hidden + exposed = elementwise``
+        when ``out_local`` is at least the drain).
     per_matrix : cycles per matrix (``image.matrices.layers`` order).
     """
 
@@ -125,9 +127,8 @@ def lstm_cycles(image: LSTMImage, q_in, *, pipeline: dict | None = None,
                     # channel 0 streams through the cell unit under the write-back; the
                     # other channels' passes come after it
                     acc.elementwise += size * tile.desc.out_local
-                    hidden = max(tile.desc.out_local - drain, 0)
-                    acc.hidden += hidden
-                    acc.exposed += size * tile.desc.out_local - hidden
+                    acc.hidden += max(tile.desc.out_local - drain, 0)
+                    acc.exposed += drain + (size - 1) * tile.desc.out_local
                 m = result.trace[li]["m"][group, t]
                 if info.proj:
                     acc.matrix(info.projection, matrices[info.projection],

@@ -36,11 +36,13 @@ def channel_entry_layout(config, channels: int) -> data.StructLayout:
 
 
 def channel_writeback_layout(config, channels: int) -> data.StructLayout:
-    """One written-back accumulator row: its local row and each channel's value."""
+    """One written-back accumulator: its local row, its channel (``clog2(channels)`` bits,
+    at least 1) and its value."""
     check_config(config)
     return data.StructLayout({
         "row": unsigned(clog2(config.acc_depth)),
-        "values": data.ArrayLayout(signed(config.act_bits), check_channels(channels)),
+        "channel": unsigned(clog2(check_channels(channels))),
+        "value": signed(config.act_bits),
     })
 
 
@@ -63,6 +65,19 @@ def write_back_value(m, acc, tile, config, name="value"):
     return value
 
 
+def _select(values, index):
+    """``values[index]`` as a balanced tree of 2:1 multiplexers, one level per bit of
+    ``index`` (low bit first), which Yosys maps onto LUT6 4:1 multiplexers; an index past
+    the end selects one of the values."""
+    level = list(values)
+    for bit in range(len(index)):
+        if len(level) == 1:
+            break
+        level = [Mux(index[bit], level[k + 1], level[k]) if k + 1 < len(level) else level[k]
+                 for k in range(0, len(level), 2)]
+    return level[0]
+
+
 class ChannelArith(wiring.Component):
     """Decodes matrix entries once and accumulates ``C[v] * a[c]`` for ``C`` channels.
 
@@ -71,31 +86,38 @@ class ChannelArith(wiring.Component):
     so one codebook (``max_layers * 2**weight_bits x codebook_bits``, address
     ``slot * 2**weight_bits + v``) and one bias memory (``bias_depth x acc_bits``) serve
     all channels, while each channel has its own multiplier, accumulator memory
-    (``acc_depth x acc_bits``), accumulate-and-bypass path and write-back rounding.
+    (``acc_depth x acc_bits``) and accumulate-and-bypass path.  Write-back is
+    channel-serial: one write-back path (shift, round, saturate, ReLU) serves all
+    channels, one ``(row, channel)`` per cycle, because that path costs several times a
+    multiply-accumulate path in LUTs.
 
     Every channel has exactly the numerics and timing of
     :class:`~rtl.arith_unit.ArithUnit` (with ``act = acts[c]``; for ``channels = 1`` the
-    outputs equal ``ArithUnit``'s cycle for cycle).  The local row of an entry is
-    ``r = r_prev + z + 1`` with ``r_prev = -1`` at a column's ``first`` entry.  Entries with
-    ``v = 0`` (padding) do not write.  Accumulation wraps modulo ``2**acc_bits``.  An
-    accumulator written in one cycle and read by the next entry in the following cycle is
-    forwarded (bypass), so back-to-back updates of one row are exact.
+    outputs equal ``ArithUnit``'s cycle for cycle, ``wb.payload.value`` being its
+    ``wb.payload.value``).  The local row of an entry is ``r = r_prev + z + 1`` with
+    ``r_prev = -1`` at a column's ``first`` entry.  Entries with ``v = 0`` (padding) do not
+    write.  Accumulation wraps modulo ``2**acc_bits``.  An accumulator written in one cycle
+    and read by the next entry in the following cycle is forwarded (bypass), so
+    back-to-back updates of one row are exact.
 
     Timing contract (cycle ``t`` = the cycle the entry, preload or write-back request is
-    presented), the same for every channel::
+    presented)::
 
         cycle       t        t+1      t+2      t+3      t+4
-        i           entry                      acc[r] written at the end
-        preload_en  row      acc[row] written at the end
-        wb_en       row               wb (row, values)
+        i           entry                      acc[c][r] written at the end
+        preload_en  row      acc[c][row] written at the end
+        wb_en       row, c            wb (row, channel, value)
 
     - entry on ``i``: every channel's accumulator written at the end of ``t + 3`` (reads
       of that row issued from ``t + 4`` on see it; ``busy`` covers ``t + 1 .. t + 3``).
     - ``preload_en``: ``acc[c][preload_row] <= bias_en ? bias[bias_base + preload_row]
       : 0`` for every ``c``, written at the end of ``t + 1``.
-    - ``wb_en``: every ``acc[c][wb_row]`` read in ``t``; the write-back rule of
-      docs/numerics.md (shift, round half up, saturate, ReLU per ``tile``) of each
-      appears on ``wb.payload.values[c]`` in ``t + 2``.
+    - ``wb_en``: ``acc[wb_channel][wb_row]`` read in ``t`` (every channel's memory reads
+      ``wb_row``; a ``C:1`` multiplexer in ``t + 1`` picks one); the write-back rule of
+      docs/numerics.md (shift, round half up, saturate, ReLU per ``tile``) of it appears
+      on ``wb.payload.value`` in ``t + 2`` with ``row = wb_row``,
+      ``channel = wb_channel``.  Requests for any ``(row, channel)`` in any order, one per
+      cycle, back to back.
 
     One entry, preload or write-back per cycle each, fully pipelined.  Preload, compute
     and write-back must not overlap (they share the accumulator ports).
@@ -119,8 +141,10 @@ class ChannelArith(wiring.Component):
     preload_row : In(range(acc_depth))
     wb_en : In(1)
     wb_row : In(range(acc_depth))
+    wb_channel : In(range(channels))
+        The channel of a write-back request (sampled with ``wb_en``).
     wb : Out(stream.Signature(channel_writeback_layout(config, channels), always_ready=True))
-        Written-back rows, two cycles after ``wb_en``.
+        One channel's written-back accumulator, two cycles after ``wb_en``.
     busy : Out(1)
         An entry, preload or write-back is in flight.
     host_codebook : In(HostWrite.Signature(clog2(codebook depth), codebook_bits))
@@ -153,6 +177,7 @@ class ChannelArith(wiring.Component):
                 "preload_row": In(range(config.acc_depth)),
                 "wb_en": In(1),
                 "wb_row": In(range(config.acc_depth)),
+                "wb_channel": In(range(channels)),
                 "wb": Out(stream.Signature(writeback, always_ready=True)),
                 "busy": Out(1),
                 "host_codebook": In(HostWrite.Signature(clog2(codebook_depth),
@@ -221,13 +246,17 @@ class ChannelArith(wiring.Component):
         ]
         wb_1, wb_2 = Signal(), Signal()
         wb_row_1, wb_row_2 = Signal(row_shape), Signal(row_shape)
+        channel_shape = unsigned(clog2(self._channels))
+        wb_channel_1, wb_channel_2 = Signal(channel_shape), Signal(channel_shape)
         m.d.sync += [
-            wb_1.eq(self.wb_en), wb_row_1.eq(self.wb_row),
-            wb_2.eq(wb_1), wb_row_2.eq(wb_row_1),
+            wb_1.eq(self.wb_en), wb_row_1.eq(self.wb_row), wb_channel_1.eq(self.wb_channel),
+            wb_2.eq(wb_1), wb_row_2.eq(wb_row_1), wb_channel_2.eq(wb_channel_1),
         ]
-        m.d.comb += [self.wb.valid.eq(wb_2), self.wb.payload.row.eq(wb_row_2)]
+        m.d.comb += [self.wb.valid.eq(wb_2), self.wb.payload.row.eq(wb_row_2),
+                     self.wb.payload.channel.eq(wb_channel_2)]
+        acc_reads = []
 
-        # ---- per channel: multiply, accumulate with bypass, write, write-back -----------
+        # ---- per channel: multiply, accumulate with bypass, write -----------------------
         for channel in range(self._channels):
             acc = Memory(shape=acc_shape, depth=config.acc_depth, init=[])
             m.submodules[f"acc_{channel}"] = acc
@@ -249,9 +278,15 @@ class ChannelArith(wiring.Component):
                 acc_write.addr.eq(Mux(preload_1, preload_row_1, row_3)),
                 acc_write.data.eq(Mux(preload_1, preload_value, total)),
                 acc_write.en.eq(preload_1 | write_3),
-                self.wb.payload.values[channel].eq(
-                    write_back_value(m, acc_read.data, tile, config, f"value_{channel}")),
             ]
+            acc_reads.append(acc_read.data)
+
+        # ---- one write-back path: pick the requested channel's read, then round -------
+        selected = Signal(acc_shape)
+        m.d.comb += [
+            selected.eq(_select(acc_reads, wb_channel_1)),
+            self.wb.payload.value.eq(write_back_value(m, selected, tile, config)),
+        ]
 
         m.d.comb += self.busy.eq(valid_1 | write_2 | write_3 | preload_1 | wb_1 | wb_2)
 

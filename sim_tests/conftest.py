@@ -7,8 +7,14 @@ error naming it instead: a CI image without a C++ compiler must not pass green.
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
+
+# The LSTM system tests build their models with the unit tests' shared helpers
+# (tests/lstm_models.py), also when sim_tests is run on its own.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 # Test models are small and short: compile them without C++ optimisation (a 64-PE model
 # builds in ~30 s instead of several minutes). Explicit settings win.

@@ -56,7 +56,18 @@ HAND_CONFIG = EIEConfig(n_pes=2, index_bits=2, acc_depth=8)
 PACK_LINES = ["layers (from the file's key order): 0, 2",
               "nothing pruned (no density given); weights shared by k-means, up to 15 values "
               "per layer",
-              "RMS sharing error per layer: 0 0, 2 0", ""]
+              "RMS sharing error per layer: 0 0, 2 0",
+              # worst |acc| by hand: layer 0 one weight per row, 16384 * 2**15 = 2**29 (+ bias);
+              # layer 2 row 0 (24576 + 16384 + 16384) * 2**15 = 1.88e9 (+ 2**19) < 2**31
+              "accumulators (32-bit): no input can make one wrap"]
+
+
+def pack_lines(out) -> list[str]:
+    """What `eie pack` of the hand model prints before the inspect table."""
+    return PACK_LINES + [
+        f"wrote {out / 'compressed.pt'} (compressed float model: shared weights, a "
+        f"state_dict for torch.load(weights_only=True))",
+        f"wrote {out / 'weights.png'} (weight histogram per layer with its shared values)", ""]
 
 # `eie inspect` of the hand image, by hand (docs/image-format.md). Row i sits in PE i mod 2
 # at local row i div 2; a relative index has 2 bits, so a gap of 4 rows costs one padding
@@ -216,11 +227,11 @@ def test_pack_prints_the_inspect_table_and_writes_the_image(hand_model, tmp_path
     out = tmp_path / "image"
     code, stdout, err = run(capsys, "pack", hand_model, "-o", out, *HAND_FLAGS)
     assert (code, err) == (0, "")
-    assert stdout.splitlines() == PACK_LINES + INSPECT_LINES + [f"wrote {out}"]
+    assert stdout.splitlines() == pack_lines(out) + INSPECT_LINES + [f"wrote {out}"]
     names = {f"pe{p:03d}_{m}" for p in range(2) for m in ("spmat", "ptr_even", "ptr_odd",
                                                              "bias")} | {"codebook", "program"}
     assert _files(out) == {f"{n}.{s}" for n in names for s in ("mem", "coe", "bin")} | {
-        "manifest.json"}
+        "manifest.json", "compressed.pt", "weights.png"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "eie-image" and manifest["version"] == 1
     assert manifest["formats"] == ["mem", "coe", "bin"]
@@ -243,7 +254,7 @@ def test_pack_formats_and_safetensors(hand_model, tmp_path, capsys):
     out = tmp_path / "image"
     code, stdout, _ = run(capsys, "pack", st, "-o", out, "--formats", "mem,coe", *HAND_FLAGS)
     assert code == 0 and stdout.splitlines()[-1] == f"wrote {out}"
-    assert {Path(f).suffix for f in _files(out)} == {".mem", ".coe", ".json"}
+    assert {Path(f).suffix for f in _files(out)} == {".mem", ".coe", ".json", ".pt", ".png"}
     assert json.loads((out / "manifest.json").read_text())["formats"] == ["mem", "coe"]
     _assert_same_image(read_image(out), pack(_hand_quant_layers(), HAND_CONFIG))
 
@@ -466,7 +477,27 @@ def test_demo_without_rtl_writes_the_report(tmp_path, capsys, one_torch_thread):
     table = [line for line in lines if re.match(r"^\| (\d+|total) \|", line)]
     assert [row.split("|")[1].strip() for row in table] == [
         layer.name for layer in image.layers] + ["total"]
-    assert "RTL" not in report
+    assert "RTL cycles" not in report and "## RTL" not in report
+    assert ("RTL steps skipped (--no-rtl): no Verilog, Verilator simulation, Vivado project "
+            "or Yosys estimate") in lines
+    # the demo keeps what a user needs to replay it with `eie` (issue 9)
+    for name in ("mlp.pt", "mlp_pruned.pt", "x_test.npy", "y_test.npy", "digits.npz",
+                 "pe_balance.png"):
+        assert f"{out / name}" in report
+    assert (out / "pe_balance.png").read_bytes().startswith(b"\x89PNG")
+    x_test = np.load(out / "x_test.npy")
+    with np.load(out / "digits.npz") as npz:
+        assert npz["x"].shape == (1797, 64) and npz["y"].shape == (1797,)
+    assert x_test.shape[1] == 64 and np.load(out / "y_test.npy").shape == (len(x_test),)
+    replay = tmp_path / "replay"
+    code, _, err = run(capsys, "pack", out / "mlp_pruned.pt", "-o", replay, "--config",
+                       out / "image" / "manifest.json")
+    assert (code, err) == (0, "")
+    for mem in (out / "image").glob("*.mem"):       # the demo's image, packed again
+        assert (replay / mem.name).read_bytes() == mem.read_bytes(), mem.name
+    code, _, err = run(capsys, "golden", replay, "--input", out / "x_test.npy", "-o",
+                       tmp_path / "y.npz")
+    assert (code, err) == (0, "")
     assert not (out / "verilog").exists() and not (out / "sim_build").exists()
 
 
@@ -656,7 +687,7 @@ def test_subprocess_pack_inspect_and_errors(hand_model, tmp_path):
     out = tmp_path / "image"
     result = _eie("pack", hand_model, "-o", out, *HAND_FLAGS)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == PACK_LINES + INSPECT_LINES + [f"wrote {out}"]
+    assert result.stdout.splitlines() == pack_lines(out) + INSPECT_LINES + [f"wrote {out}"]
     result = _eie("inspect", out)
     assert (result.returncode, result.stdout, result.stderr) == (
         0, "\n".join(INSPECT_LINES) + "\n", "")

@@ -26,16 +26,16 @@ def test_hand_computed_frames():
     # One PE, queue depth 8, 4 accumulators: a 1-input, 1-cell LSTM without projection,
     # every weight 0.5 (4 entries per column, no padding), x = 1 in both frames.
     #
-    # LOAD_X: I'/N = 1 word + LOAD 1                                    =  2
+    # LOAD_X: I'/N = 1 word + LOAD 3                                    =  4
     # gate tile (out_local 4): PRE 2 + preload 4 + C + DRAIN 5 + write-back 4 + POST 1
-    #   = 16 + C, then CELL 8 (docs/ese.md, "Schedule")
+    #   = 16 + C, then CELL 12 (SEG 2 + the cell unit's drain 10; docs/ese.md, "RTL")
     # COPY M -> H: H'/N = 1 + COPY 2                                      =  3
     # Frame 0 (h = 0): slots are column 0 (x) at b0 = 0, popped at s = 2, ends at
     #   e = 2 + 4 = 6, then the all-zero row of h as an empty slot at b = 1;
-    #   C = max(b_last + 1, b0 + 2, e) = max(2, 2, 6) = 6      -> 2 + 16 + 6 + 8 + 3 = 35
+    #   C = max(b_last + 1, b0 + 2, e) = max(2, 2, 6) = 6      -> 4 + 16 + 6 + 12 + 3 = 41
     # Frame 1 (h != 0): column 0 at b0 = 0 (s = 2, e = 6), column 1 at b1 = 1 (the queue
     #   has room, D = 8), popped at max(b1 + 2, 6) = 6, e = 10;
-    #   C = max(b1 + 1, b1 + 2, 10) = 10                       -> 2 + 16 + 10 + 8 + 3 = 39
+    #   C = max(b1 + 1, b1 + 2, 10) = 10                       -> 4 + 16 + 10 + 12 + 3 = 45
     config = ESEConfig(channel=EIEConfig(n_pes=1, act_frac=11, acc_depth=4, act_depth=16,
                                          spmat_depth=64, ptr_depth=16, bias_depth=16),
                        cell_depth=4)
@@ -45,14 +45,14 @@ def test_hand_computed_frames():
     q = quantize_sequence(np.ones((2, 1)), config)
     assert np.all(run_lstm(image, q).h[0] != 0)       # frame 1 broadcasts h
     report = lstm_cycles(image, q)
-    assert report.cycles.tolist() == [35, 39]
+    assert report.cycles.tolist() == [41, 45]
     f0, f1 = report.frames
     assert (f0.compute, f0.mac_busy, f0.ideal) == (6, 4, 4)
     assert (f1.compute, f1.mac_busy, f1.ideal) == (10, 8, 8)
-    # out_local 4 < CELL 8: none of the cell unit's cycles overlap the write-back
-    assert (f1.elementwise, f1.elementwise_hidden, f1.elementwise_exposed) == (4, 0, 8)
-    assert f1.per_matrix == [16 + 10 + 8]
-    assert report.total == 74
+    # out_local 4 < the drain 10: none of the cell unit's cycles overlap the write-back
+    assert (f1.elementwise, f1.elementwise_hidden, f1.elementwise_exposed) == (4, 0, 10)
+    assert f1.per_matrix == [16 + 10 + 12]
+    assert report.total == 86
 
 
 def _lockstep_image(channels):
@@ -88,8 +88,11 @@ def test_channel_lockstep_is_the_or_of_the_patterns():
     assert np.all(result.h[0] != 0) and np.all(result.trace[0]["m"] != 0)
     grouped = lstm_cycles(two, q[:2]).cycles                  # a, b on channels 0, 1
     alone = lstm_cycles(one, q).cycles                         # each on its own
-    np.testing.assert_array_equal(grouped[0], alone[2])
-    np.testing.assert_array_equal(grouped[1], alone[2])
+    # two channels: the OR pattern's schedule, plus channel 1's write-back pass after
+    # every tile (out_local rows and PASS = 2; docs/ese.md, "RTL")
+    passes = sum(d.out_local + 2 for d in two.matrices.program)
+    np.testing.assert_array_equal(grouped[0], alone[2] + passes)
+    np.testing.assert_array_equal(grouped[1], alone[2] + passes)
     assert np.all(alone[2] >= np.maximum(alone[0], alone[1]))
     assert np.any(alone[2] > np.maximum(alone[0], alone[1]))   # the OR costs cycles
     # a third sequence starts a new group: it runs alone
@@ -110,11 +113,11 @@ def test_frame_fields_are_consistent(seed):
     for frames in report.frames:
         for frame in frames:
             assert frame.ideal <= frame.mac_busy <= frame.compute <= frame.cycles
-            # with a projection: LOAD (1) + x words + every matrix's tiles (CELL included)
-            assert frame.cycles == 1 + image.memory.x_words + sum(frame.per_matrix)
-            # 12 rows through the cell unit, CELL = 8 of them after the write-back
+            # with a projection: LOAD (3) + x words + every matrix's tiles (CELL included)
+            assert frame.cycles == 3 + image.memory.x_words + sum(frame.per_matrix)
+            # 12 rows through the cell unit, which drains 10 cycles after the write-back
             assert (frame.elementwise, frame.elementwise_hidden,
-                    frame.elementwise_exposed) == (12, 4, 8)
+                    frame.elementwise_exposed) == (12, 2, 10)
             assert frame.elementwise_hidden + frame.elementwise_exposed == frame.elementwise
 
 

@@ -111,7 +111,7 @@ def test_demo_tiny_budget_and_replay(tmp_path, capsys):
     from eie.lstm_demo import run_lstm_demo
 
     config = ESEConfig(channel=EIEConfig(n_pes=2, act_frac=11, acc_depth=16))
-    r = run_lstm_demo(tmp_path / "demo", config, **TINY)
+    r = run_lstm_demo(tmp_path / "demo", config, rtl=False, **TINY)
     out = tmp_path / "demo"
     for name in ("lstm.pt", "x_test.npy", "y_test.npy", "report.md", "image/manifest.json"):
         assert (out / name).is_file()

@@ -17,7 +17,8 @@ from eie.cli import main
 
 ONE_SHOT = ("eie pack: warning: one-shot pruning without retraining left layer(s) under 50% "
             "density ({}), which usually costs accuracy; prune while retraining with "
-            "compiler.iterative_prune (docs/compression.md)\n")
+            "--data D.npz (arrays x and y; Python: data=...) or compiler.iterative_prune "
+            "(docs/compression.md)\n")
 
 
 def _state(scale_b: float = 1.0, seed: int = 0) -> dict:
@@ -192,6 +193,8 @@ def labelled(tmp_path):
 
 HELD_OUT = (r"held-out accuracy \(40 of 200 samples\): float 1\.0000, compressed float "
             r"(\d\.\d{4}), golden (\d\.\d{4})")
+FINETUNED = (r"centroids fine-tuned \(30 steps on 160 samples\): training loss (\S+) -> "
+             r"(\S+)")
 
 
 def test_data_without_density_reports_held_out_accuracy(labelled, tmp_path, capsys):
@@ -201,9 +204,10 @@ def test_data_without_density_reports_held_out_accuracy(labelled, tmp_path, caps
     lines = out.splitlines()
     assert lines[1] == ("nothing pruned (no density given), not retrained; weights shared by "
                         "k-means, up to 15 values per layer")
+    assert re.fullmatch(FINETUNED, lines[2])
     assert re.fullmatch(r"per layer density/RMS sharing error: 0 1\.000/\S+, 2 1\.000/\S+",
-                        lines[2])
-    assert re.fullmatch(HELD_OUT, lines[3])
+                        lines[3])
+    assert re.fullmatch(HELD_OUT, lines[4])
 
 
 def test_data_with_density_retrains_instead_of_warning(labelled, tmp_path, capsys):
@@ -215,9 +219,10 @@ def test_data_with_density_retrains_instead_of_warning(labelled, tmp_path, capsy
     assert lines[1] == ("pruned to density 0.3 while retraining (3 steps of 5 epochs on 160 "
                         "samples); weights shared by k-means, up to 15 values per layer")
     # 0.3 of 128 -> 38 (0.297), of 48 -> 14 (0.292)
+    assert re.fullmatch(FINETUNED, lines[2])
     assert re.fullmatch(r"per layer density/RMS sharing error: 0 0\.297/\S+, 2 0\.292/\S+",
-                        lines[2])
-    assert re.fullmatch(HELD_OUT, lines[3])
+                        lines[3])
+    assert re.fullmatch(HELD_OUT, lines[4])
     manifest = json.loads((tmp_path / "img" / "manifest.json").read_text())
     assert [layer["nnz"] for layer in manifest["layers"]] == [38, 14]
 
@@ -225,13 +230,18 @@ def test_data_with_density_retrains_instead_of_warning(labelled, tmp_path, capsy
 @pytest.mark.parametrize(("arrays", "message"), [
     ({"x": np.zeros((4, 8))}, "needs arrays x and y; missing y"),
     ({"x": np.zeros((4, 8)), "y": np.zeros(4)},
-     "y must hold class labels (non-negative integers), got dtype float64; regression "
-     "targets are not supported yet"),
+     "float y (regression targets) of shape [4] does not match the model's 3 output(s)"),
+    ({"x": np.zeros((4, 8)), "y": np.array([0, -1, 2, 1])},
+     "integer y must hold class labels (non-negative, shape [N]); give float targets for "
+     "regression"),
+    ({"x": np.zeros((4, 8)), "y": np.array(["a", "b", "c", "d"])},
+     "y must be integer class labels or float regression targets, got dtype <U1"),
     ({"x": np.zeros((4, 7)), "y": np.zeros(4, int)}, "x has 7 features, the model takes 8"),
     ({"x": np.zeros((4, 8)), "y": np.array([0, 1, 2, 3])},
      "label 3 needs at least 4 outputs, the model has 3"),
     ({"x": np.zeros((4, 8)), "y": np.zeros(3, int)},
-     "x must be [N, n_in] and y [N] with N >= 2, got x [4, 8] and y [3]"),
+     "x must be [N, n_in] and y [N] (or [N, n_out] targets) with N >= 2, got x [4, 8] and "
+     "y [3]"),
 ])
 def test_bad_data_is_one_line_and_writes_nothing(labelled, tmp_path, capsys, arrays, message):
     model, _ = labelled

@@ -1,7 +1,8 @@
 """ChannelArith: parameter checks and ports, then cycle programs (random entry streams with
-padding, same-row runs and gaps, preloads with bias on and off, write-backs with random
-shift and ReLU) checked cycle for cycle against an independent NumPy model of
-docs/numerics.md and of the timing contract, and for one channel against ArithUnit."""
+padding, same-row runs and gaps, preloads with bias on and off, channel-serial write-backs
+of every (row, channel) in random order, back to back, with random shift and ReLU) checked
+cycle for cycle against an independent NumPy model of docs/numerics.md and of the timing
+contract, and for one channel against ArithUnit."""
 
 import random
 
@@ -32,10 +33,16 @@ def test_init():
     assert (entry["v"].shape, entry["z"].shape, entry["first"].shape) == (
         unsigned(4), unsigned(4), unsigned(1))
     assert entry["acts"].shape == data.ArrayLayout(signed(16), 3)
-    assert [name for name, _ in wb] == ["row", "values"]
-    assert wb["row"].shape == unsigned(4)
-    assert wb["values"].shape == data.ArrayLayout(signed(16), 3)
+    assert [name for name, _ in wb] == ["row", "channel", "value"]
+    assert (wb["row"].shape, wb["channel"].shape, wb["value"].shape) == (
+        unsigned(4), unsigned(2), signed(16))
+    assert dut.wb_channel.shape() == unsigned(2)
     assert dut.i.signature.always_ready and dut.wb.signature.always_ready
+    for channels, bits in ((1, 1), (2, 1), (4, 2), (5, 3), (32, 5)):
+        other = ChannelArith(config=SMALL, channels=channels)
+        other._MustUse__silence = True
+        assert other.wb.payload.shape()["channel"].shape == unsigned(bits)
+        assert other.wb_channel.shape() == unsigned(bits if channels > 1 else 0)
     unit = ArithUnit(config=SMALL)
     unit._MustUse__silence = True
     for name in ("tile", "preload_en", "preload_row", "wb_en", "wb_row", "busy",
@@ -84,20 +91,22 @@ def test_reference_rule_examples():
 
 
 def model(program, config, channels, codebook, bias):
-    """Expected ``(wb.valid, (wb.row, wb.values), busy)`` per cycle of ``program``, and
-    how many accumulator updates wrapped.
+    """Expected ``(wb.valid, (wb.row, wb.channel, wb.value), busy)`` per cycle of
+    ``program``, and how many accumulator updates wrapped.
 
     An entry in ``t`` adds ``C[v] * a[c]`` at the end of ``t + 3`` (v = 0: nothing), a
-    preload in ``t`` writes at the end of ``t + 1``, a write-back in ``t`` reads the
-    accumulators as they are at the start of ``t`` and shows them in ``t + 2``."""
+    preload in ``t`` writes at the end of ``t + 1``, a write-back of ``(row, c)`` in ``t``
+    reads ``acc[c][row]`` as it is at the start of ``t`` and shows it in ``t + 2``."""
     acc = np.zeros((channels, config.acc_depth), dtype=np.int64)
     writes, outputs, row, wraps = {}, {}, -1, 0
     cycles = len(program)
     for t, cycle in enumerate(program):
         tile = cycle["tile"]
         if cycle["wb"] is not None:
-            outputs[t + 2] = (cycle["wb"], write_back(acc[:, cycle["wb"]], tile["shift"],
-                                                      tile["relu"], config.act_bits))
+            wb_row, wb_channel = cycle["wb"]
+            value = write_back(acc[wb_channel, wb_row], tile["shift"], tile["relu"],
+                               config.act_bits)
+            outputs[t + 2] = (wb_row, wb_channel, int(value))
         if cycle["entry"] is not None:
             v, z, first, acts = cycle["entry"]
             row = (-1 if first else row) + z + 1
@@ -187,9 +196,11 @@ def random_program(rng, config, channels, rounds=6):
                     program.append(dict(idle(tile), entry=entry))
             program += [idle(tile) for _ in range(rng.choice([0, 0, 0, 1, 2]))]
         program += [idle(tile) for _ in range(3 + rng.choice([0, 0, 1, 3]))]
-        rows = rng.sample(range(depth), depth) + rng.choices(range(depth), k=3)
-        for row in rows:
-            program.append(dict(idle(tile), wb=row))
+        # Every (row, channel) once in random order, then a few repeats; mostly back to back.
+        pairs = [(row, c) for row in range(depth) for c in range(channels)]
+        requests = rng.sample(pairs, len(pairs)) + rng.choices(pairs, k=3)
+        for request in requests:
+            program.append(dict(idle(tile), wb=request))
             if rng.random() < 0.15:
                 program.append(idle(tile))
         program += [idle(tile) for _ in range(3)]  # the tile changes only when all is idle
@@ -220,9 +231,9 @@ def simulate(program, config, channels, codebook, bias, reference_unit=False):
         unit._MustUse__silence = True
     got, got_unit = [], []
 
-    def outputs(ctx, block, values):
+    def outputs(ctx, block):
         return (ctx.get(block.wb.valid), ctx.get(block.wb.payload.row),
-                [ctx.get(value) for value in values], ctx.get(block.busy))
+                ctx.get(block.wb.payload.value), ctx.get(block.busy))
 
     async def testbench(ctx):
         for cycle in program:
@@ -231,16 +242,18 @@ def simulate(program, config, channels, codebook, bias, reference_unit=False):
                 ctx.set(block.preload_en, cycle["preload"] is not None)
                 ctx.set(block.preload_row, cycle["preload"] or 0)
                 ctx.set(block.wb_en, cycle["wb"] is not None)
-                ctx.set(block.wb_row, cycle["wb"] or 0)
+                ctx.set(block.wb_row, cycle["wb"][0] if cycle["wb"] else 0)
                 ctx.set(block.i.valid, cycle["entry"] is not None)
                 if cycle["entry"] is not None:
                     v, z, first, acts = cycle["entry"]
                     payload = {"v": v, "z": z, "first": first}
                     payload.update({"acts": acts} if block is dut else {"act": acts[0]})
                     ctx.set(block.i.payload, payload)
-            got.append(outputs(ctx, dut, [dut.wb.payload.values[c] for c in range(channels)]))
+            if channels > 1:
+                ctx.set(dut.wb_channel, cycle["wb"][1] if cycle["wb"] else 0)
+            got.append((outputs(ctx, dut), ctx.get(dut.wb.payload.channel)))
             if reference_unit:
-                got_unit.append(outputs(ctx, unit, [unit.wb.payload.value]))
+                got_unit.append(outputs(ctx, unit))
             await ctx.tick()
 
     sim = Simulator(top)
@@ -253,13 +266,13 @@ def simulate(program, config, channels, codebook, bias, reference_unit=False):
 def check(program, config, channels, codebook, bias, reference_unit):
     got, got_unit = simulate(program, config, channels, codebook, bias, reference_unit)
     expected, wraps = model(program, config, channels, codebook, bias)
-    for t, ((valid, row, values, busy), (want_valid, want, want_busy)) in enumerate(
-            zip(got, expected, strict=True)):
+    for t, (((valid, row, value, busy), channel), (want_valid, want, want_busy)) in \
+            enumerate(zip(got, expected, strict=True)):
         assert (valid, busy) == (want_valid, want_busy), t
         if want_valid:
-            assert (row, values) == (want[0], want[1].tolist()), t
-    if reference_unit:
-        assert got == got_unit          # every output in every cycle, valid or not
+            assert (row, channel, value) == want, t
+    if reference_unit:                  # every output in every cycle, valid or not
+        assert [outputs for outputs, _ in got] == got_unit
     return wraps
 
 
@@ -270,28 +283,34 @@ def test_random_programs(name, channels):
     rng = random.Random(f"{name}-{channels}")
     codebook, bias = memories(rng, config)
     program = random_program(rng, config, channels)
-    assert sum(c["wb"] is not None for c in program) > 6 * config.acc_depth
+    assert sum(c["wb"] is not None for c in program) > 6 * config.acc_depth * channels
     wraps = check(program, config, channels, codebook, bias, reference_unit=channels == 1)
     assert wraps > 0                    # some accumulator wraps modulo 2**acc_bits
 
 
-@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("channels", [1, 2, 3])
 def test_exact_latencies(channels):
     """A preload in t is seen by a write-back in t + 2, not t + 1; an entry in t by a
-    write-back in t + 4, not t + 3; a write-back in t shows in t + 2 only."""
+    write-back in t + 4, not t + 3; a write-back in t shows in t + 2 only, with the value
+    of the channel it asked for, also when requests for other channels follow back to
+    back."""
     config = SMALL
     codebook = [0, 3] + [0] * 62
     bias = [100 + k for k in range(64)]
     tile = {"ptr_base": 0, "spmat_base": 0, "out_base": 0, "bias_base": 5, "slot": 0,
             "bias_en": 1, "shift": 0, "relu": 0}
+    last = channels - 1
     entry = (1, 7, 1, [11 * (c + 1) for c in range(channels)])
-    program = [dict(idle(tile), preload=7), dict(idle(tile), wb=7), dict(idle(tile), wb=7),
-               dict(idle(tile), entry=entry), idle(tile), idle(tile),
-               dict(idle(tile), wb=7), dict(idle(tile), wb=7)] + [idle(tile)] * 3
+    program = [dict(idle(tile), preload=7), dict(idle(tile), wb=(7, last)),
+               dict(idle(tile), wb=(7, 0)), dict(idle(tile), entry=entry), idle(tile),
+               idle(tile), dict(idle(tile), wb=(7, last)), dict(idle(tile), wb=(7, last)),
+               dict(idle(tile), wb=(6, 0))]
+    program += [dict(idle(tile), wb=(7, c)) for c in reversed(range(channels))]
+    program += [idle(tile)] * 3
     expected, _ = model(program, config, channels, codebook, bias)
-    assert [e[0] for e in expected] == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0]
-    assert [e[1][1].tolist() for e in expected if e[0]] == [
-        [0] * channels, [112] * channels, [112] * channels,
-        [112 + 33 * (c + 1) for c in range(channels)]]
-    assert [e[2] for e in expected] == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert [e[0] for e in expected] == [0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1] + [1] * channels + [0]
+    assert [e[1] for e in expected if e[0]] == [
+        (7, last, 0), (7, 0, 112), (7, last, 112), (7, last, 112 + 33 * channels),
+        (6, 0, 0)] + [(7, c, 112 + 33 * (c + 1)) for c in reversed(range(channels))]
+    assert [e[2] for e in expected] == [0, 1, 1, 1, 1, 1, 1, 1] + [1] * (3 + channels) + [0]
     check(program, config, channels, codebook, bias, reference_unit=channels == 1)
