@@ -119,8 +119,11 @@ class LSTMScheduler(wiring.Component):
                             writeback_latency=ESEPE.WRITEBACK_LATENCY)
         m.submodules.tile_sequencer = seq
         layout = op_layout(cfg)
-        m.submodules.program = program = Memory(shape=layout, depth=ops_depth(cfg),
-                                                init=self._program)
+        # encoded operations (ints) become constants of the layout: a struct-shaped memory
+        # takes no plain integers as initial values
+        m.submodules.program = program = Memory(
+            shape=layout, depth=ops_depth(cfg),
+            init=[data.Const(layout, int(op)) for op in self._program])
         seq_rd, fsm_rd, prog_wr = program.read_port(), program.read_port(), program.write_port()
         m.submodules.frame_cycles = cycles_mem = Memory(shape=COUNTER_BITS,
                                                         depth=self._slots, init=[])
