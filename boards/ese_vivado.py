@@ -65,8 +65,6 @@ class ESEAxiHost(AxiHost):
         If ``config`` is not an :class:`ESEConfig`.
     """
 
-    _core_name = "ese"
-
     def __init__(self, config: ESEConfig, *, image=None, frame_slots: int = 2,
                  slot_words: int = 16, addr_width: int = 16):
         with validating(self):

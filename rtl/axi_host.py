@@ -119,19 +119,14 @@ class AxiHost(wiring.Component):
     def config(self) -> EIEConfig:
         return self._config
 
-    #: Submodule name of the wrapped engine (it names the board top's memory files).
-    _core_name = "eie"
-
     def _core(self):
-        """The wrapped engine: a component with the array's host port, ``busy`` and
-        ``done`` (``boards/ese_vivado.py`` puts the ESE top here)."""
+        """The wrapped engine (``boards/ese_vivado.py`` puts the ESE top here)."""
         return EIE(self._config, image=self._image, pe_class=self._pe_class)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        eie = self._core()
-        m.submodules[self._core_name] = eie
+        m.submodules.eie = eie = self._core()
         bus = self.s_axil
         host = eie.host
         m.d.comb += [self.busy.eq(eie.busy), self.done.eq(eie.done)]
