@@ -223,12 +223,12 @@ def test_cli_resources_on_an_eie_image_takes_its_config(tmp_path, capsys, monkey
 @pytest.mark.slow
 def test_ese_size_projection(tmp_path):
     """32 channels x 32 PEs (``ESEConfig.ese()``): the parts synthesise (minutes; cached),
-    the fit is linear within 2% and the total is the sum of its parts. Whether it fits
+    the fit is linear within 3% and the total is the sum of its parts. Whether it fits
     is reported, not asserted (docs/boards.md gives the figures)."""
     config = ESEConfig.ese()
     result = estimate_ese(config, out_dir=tmp_path, slot_words=16)
     fit = result["parts"]["pe"]["fit"]
-    assert all(fit[k]["max_relative_residual"] < 0.02 for k in ("lut", "ff"))
+    assert all(fit[k]["max_relative_residual"] < 0.03 for k in ("lut", "ff"))
     pe = result["parts"]["pe"]["at_channels"]
     for k in ("lut", "ff", "dsp", "bram36"):
         assert result["total"][k] == pytest.approx(32 * pe[k] + result["parts"]["shell"][k])
