@@ -403,9 +403,12 @@ def _estimate_all(config: EIEConfig, out: Path, sizes, project) -> dict:
         fit[k] = {"per_pe": slope, "fixed": arrays[n0][k] - slope * n0}
     projection = {n: {k: fit[k]["fixed"] + fit[k]["per_pe"] * n for k in keys}
                   for n in project if n not in arrays}
+    # the size asked for, synthesised: what `eie resources --image` reports as the total
+    total = {k: arrays[config.n_pes][k] for k in ("lut", "ff", "dsp", "bram36")}
     return {"pe": pe, "arrays": arrays, "fit": fit, "projection": projection,
             "ku060": dict(KU060), "ese": dict(ESE_KU060), "sizes": [n0, n1],
-            "n_pes": config.n_pes, "config": config.to_dict()}
+            "n_pes": config.n_pes, "config": config.to_dict(), "total": total,
+            "fits_ku060": all(total[k] <= KU060[k] for k in total)}
 
 
 # ---- report -------------------------------------------------------------------------------

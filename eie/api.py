@@ -25,12 +25,12 @@ import numpy as np
 
 import compiler
 import golden as golden_model
+from boards import ese_resources, ese_vivado, vivado
 from boards import resources as board_resources
-from boards import vivado
 from compiler.compress import layer_stats
 from compiler.lstm_model import is_lstm_state, load_state
 from contract.config import EIEConfig
-from contract.errors import ImageError
+from contract.errors import ConfigError, ImageError
 from contract.host_map import HOST_DATA_BITS
 from contract.image import PackedImage
 from contract.image_read import check_config, image_kind, read_image
@@ -38,6 +38,7 @@ from contract.image_write import FORMATS, write_image
 from contract.lstm_config import ESEConfig
 from contract.lstm_image import LSTMImage, read_lstm_image
 from rtl import verilog as rtl_verilog
+from rtl.ese_verilog import generate_ese
 from sim_tests import runner
 
 from . import lstm_api, progress
@@ -631,9 +632,29 @@ def _design(config: EIEConfig | None, image):
     return image.config, image
 
 
+def _ese_design(config, image) -> LSTMImage | None:
+    """The ESE image when ``image`` is one (an ``LSTMImage`` or an LSTM image directory),
+    else None; a ``config`` given with it must be the image's."""
+    if image is None or isinstance(image, PackedImage):
+        return None
+    if not isinstance(image, LSTMImage):
+        if image_kind(image) != "lstm":
+            return None
+        image = read_lstm_image(image)
+    if config is not None and config != image.config:
+        raise ConfigError(f"the design takes the ESE image's config (config_id "
+                          f"{image.config.config_id:#010x}); the config given differs")
+    return image
+
+
 def verilog(output, config: EIEConfig | None = None, image=None) -> list[Path]:
     """``eie verilog``: the array top's Verilog (and ``$readmemh`` side files for a baked
-    image) in ``output``; returns the paths written."""
+    image) in ``output``; returns the paths written. An ESE image gives the ESE top
+    (``rtl.ese_verilog.generate_ese``, frame rings sized for the image) and its waivers."""
+    ese = _ese_design(config, image)
+    if ese is not None:
+        return generate_ese(ese.config, output, image=ese,
+                            slot_words=ese_resources.slot_words_for(ese))
     config, image = _design(config, image)
     return rtl_verilog.generate(config, output, image=image)
 
@@ -646,6 +667,10 @@ def build(output, config: EIEConfig | None = None, image=None, *, board: str = "
     """
     if board != "ku060":
         raise ValueError(f"board must be 'ku060', not {board!r}")
+    if _ese_design(config, image) is not None:     # an ESE image: boards/ese_vivado.py
+        if isinstance(image, LSTMImage):
+            raise ValueError("an ESE project needs the image directory (it copies its files)")
+        return ese_vivado.write_ese_project(output, image, run=run)
     config, _ = _design(config, image)
     if not run:
         return vivado.write_project(output, config, image_dir=image, run=run)
@@ -653,8 +678,18 @@ def build(output, config: EIEConfig | None = None, image=None, *, board: str = "
         return vivado.write_project(output, config, image_dir=image, run=run)
 
 
-def resources(config: EIEConfig | None = None, output="build/resources") -> dict:
-    """``eie resources``: the Yosys ``synth_xilinx -family xcu`` estimate (a report dict;
-    ``boards.resources.format_report`` prints it)."""
+def resources(config: EIEConfig | None = None, output="build/resources", *,
+              image=None) -> dict:
+    """``eie resources``: the Yosys ``synth_xilinx -family xcu`` estimate of the design
+    for ``config``, or for ``image`` (a report dict; ``boards.resources.format_report``
+    prints it). An ESE image is estimated by ``boards.ese_resources.estimate_ese`` (parts
+    synthesised and projected; ``format_ese_report`` prints it; progress on a terminal)."""
+    ese = _ese_design(config, image)
+    if ese is not None:
+        log = ese_resources.stderr_log if progress.enabled() else None
+        return ese_resources.estimate_ese(ese.config, out_dir=output, log=log,
+                                          slot_words=ese_resources.slot_words_for(ese))
+    if image is not None:
+        config, _ = _design(config, image)
     with progress.stage("Yosys synth_xilinx"):
         return board_resources.estimate(config or EIEConfig(), out_dir=output)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.ese_resources import format_ese_report
 from boards.resources import format_report
 from contract.config import ConfigError, EIEConfig
+from contract.image_read import image_kind
 from contract.image_write import FORMATS
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
@@ -235,8 +237,12 @@ def _add_rtl_commands(sub, fmt) -> None:
 
     p = sub.add_parser("resources", formatter_class=fmt,
                        help="Yosys synth_xilinx resource estimate",
-                       epilog="example:\n  eie resources --pes 2")
+                       epilog="example:\n  eie resources --pes 2\n"
+                              "  eie resources --image lstm_img -o build/resources")
     p.add_argument("-o", "--output", default="build/resources", metavar="DIR")
+    p.add_argument("--image", metavar="IMAGE_DIR",
+                   help="estimate the design that runs this image (EIE or ESE; an ESE "
+                        "engine is projected from synthesised parts, docs/boards.md)")
     add_config_flags(p)
 
 
@@ -371,16 +377,41 @@ def _run(args) -> None:
     elif command == "bench":
         _bench(args)
     elif command == "verilog":
-        image = None if args.image is None else api.as_image(args.image)
-        for path in api.verilog(args.output, _design_config(args, image), image):
+        ese = _ese_image(args)
+        image = ese or (None if args.image is None else api.as_image(args.image))
+        config = None if ese else _design_config(args, image)
+        for path in api.verilog(args.output, config, image):
             print(path)
     elif command == "build":
-        image = None if args.image is None else api.as_image(args.image)
-        path = api.build(args.output, _design_config(args, image), args.image,
-                         board=args.board, run=args.run)
+        ese = _ese_image(args)
+        image = ese or (None if args.image is None else api.as_image(args.image))
+        path = api.build(args.output, None if ese else _design_config(args, image),
+                         args.image, board=args.board, run=args.run)
         print(f"wrote Vivado project {path}")
     elif command == "resources":
-        print(format_report(api.resources(config_from_args(args), args.output)))
+        ese = _ese_image(args)
+        if ese is not None:
+            print(format_ese_report(api.resources(output=args.output, image=ese)))
+        else:
+            image = None if args.image is None else api.as_image(args.image)
+            print(format_report(api.resources(_design_config(args, image), args.output,
+                                              image=image)))
+
+
+def _ese_image(args):
+    """The ESE image of ``--image`` (None without one or for an EIE image): the design
+    takes its config, so the architecture flags given must agree with its channel."""
+    if args.image is None or image_kind(args.image) != "lstm":
+        return None
+    image = api.load_image(args.image)
+    if args.config:
+        raise ConfigError("--config does not apply to an ESE image: the design takes the "
+                          "image's config")
+    channel = image.config.channel
+    if dataclasses.replace(channel, **_overrides(args, EIEConfig, "cfg_")) != channel:
+        raise ConfigError("the architecture flags disagree with the ESE image's channel "
+                          "config")
+    return image
 
 
 def _design_config(args, image) -> EIEConfig:

@@ -119,10 +119,14 @@ class AxiHost(wiring.Component):
     def config(self) -> EIEConfig:
         return self._config
 
+    def _core(self):
+        """The wrapped engine (``boards/ese_vivado.py`` puts the ESE top here)."""
+        return EIE(self._config, image=self._image, pe_class=self._pe_class)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        m.submodules.eie = eie = EIE(cfg, image=self._image, pe_class=self._pe_class)
+        m.submodules.eie = eie = self._core()
         bus = self.s_axil
         host = eie.host
         m.d.comb += [self.busy.eq(eie.busy), self.done.eq(eie.done)]
