@@ -235,20 +235,27 @@ class ESEPE(wiring.Component):
             out_addr.eq((self.slot << slot_shift) + offset[:slot_shift]),
         ]
         loading = mode == Mode.LOAD
+        # All channels' activations in one memory, a lane of act_bits per channel: every
+        # read (scan, copy, host) is at one address for all channels, and a write enables
+        # its lanes. One wide memory maps onto block RAM where C narrow ones would take
+        # LUT RAM each.
+        bits = ch.act_bits
+        m.submodules.act = act_mem = Memory(shape=unsigned(nch * bits), depth=ch.act_depth,
+                                            init=[])
+        act_r, act_w = act_mem.read_port(), act_mem.write_port(granularity=bits)
+        m.d.comb += [act_r.addr.eq(self.act_raddr), act_w.addr.eq(e_addr)]
         act_data, out_data = [], []
         for c in range(nch):
-            act_mem = Memory(shape=signed(ch.act_bits), depth=ch.act_depth, init=[])
-            in_ring = Memory(shape=signed(ch.act_bits), depth=self._ring_depth, init=[])
-            out_ring = Memory(shape=signed(ch.act_bits), depth=self._ring_depth, init=[])
-            m.submodules[f"act{c}"], m.submodules[f"in_ring{c}"] = act_mem, in_ring
-            m.submodules[f"out_ring{c}"] = out_ring
-            act_r, act_w = act_mem.read_port(), act_mem.write_port()
+            in_ring = Memory(shape=signed(bits), depth=self._ring_depth, init=[])
+            out_ring = Memory(shape=signed(bits), depth=self._ring_depth, init=[])
+            m.submodules[f"in_ring{c}"], m.submodules[f"out_ring{c}"] = in_ring, out_ring
             in_r, in_w = in_ring.read_port(), in_ring.write_port()
             out_r, out_w = out_ring.read_port(), out_ring.write_port()
+            lane = act_r.data[c * bits:(c + 1) * bits].as_signed()
+            lane_w = act_w.data[c * bits:(c + 1) * bits]
             takes = Signal(name=f"takes{c}")
             m.d.comb += [
-                act_r.addr.eq(self.act_raddr),
-                self.act_rdata[c].eq(act_r.data),
+                self.act_rdata[c].eq(lane),
                 in_r.addr.eq(self.xfer_src),
                 in_w.addr.eq(host.addr), in_w.data.eq(host.data),
                 in_w.en.eq(chan_write & (self.host_channel == c)
@@ -256,13 +263,12 @@ class ESEPE(wiring.Component):
                 out_r.addr.eq(self.host_raddr),
                 takes.eq(e_en & Mux(e_all, ~(e_xfer & loading) | (self.active > c),
                                     e_chan == c)),
-                act_w.addr.eq(e_addr),
-                act_w.data.eq(Mux(e_xfer, Mux(loading, in_r.data, act_r.data), e_val)),
-                act_w.en.eq(takes),
-                out_w.addr.eq(out_addr), out_w.data.eq(act_w.data),
+                lane_w.eq(Mux(e_xfer, Mux(loading, in_r.data, lane), e_val)),
+                act_w.en[c].eq(takes),
+                out_w.addr.eq(out_addr), out_w.data.eq(lane_w),
                 out_w.en.eq(takes & out_hit),
             ]
-            act_data.append(act_r.data)
+            act_data.append(lane)
             out_data.append(out_r.data)
         word = Signal(signed(ch.act_bits))
         with m.If(rsel_q == ChanSel.OUT_RING):
