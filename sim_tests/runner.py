@@ -518,6 +518,7 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
             raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
         result = jobs.load(tmp / "result")
     result["waves"] = None if waves is None else str(waves)
+    result["q"] = image.model_order(result["q"])     # a balanced image's rows: model order
     if single:
         result["q"] = result["q"][0]
         result["cycles_total"] = result["cycles_total"][0]
