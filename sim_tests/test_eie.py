@@ -157,6 +157,19 @@ def test_single_vector_shapes():
     assert result["cycles_per_layer"].shape == (1,)
 
 
+def test_balanced_rows_on_the_rtl():
+    """A balanced image (compiler.balance) on the RTL: outputs in the model's order equal
+    golden's and the unbalanced image's, cycles equal the cycle model's."""
+    config = sim_config(4, 8)
+    rng = np.random.default_rng(17)
+    layers = [random_layer(rng, f"fc{k}", n_out, n_in, 0.3, True, 0.3)
+              for k, (n_out, n_in) in enumerate(((90, 70), (40, 90)))]
+    q = (rng.integers(-600, 600, (3, 70)) * (rng.random((3, 70)) < 0.6)).astype(np.int64)
+    balanced = pack(layers, config, balance_rows=True)
+    result = check(balanced, q)
+    np.testing.assert_array_equal(result["q"], golden.run(pack(layers, config), q).q)
+
+
 def test_baked_image():
     """The $readmemh flow: memories start from the side files, nothing is loaded."""
     config = sim_config(4, 8)

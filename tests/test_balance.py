@@ -99,3 +99,25 @@ def test_unchained_layers_are_refused():
     layers = _mlp(7)
     with pytest.raises(ValueError, match="chained"):
         pack(layers, CONFIG, chain=False, balance_rows=True)
+
+
+def test_cli_pack_balance_rows_and_golden_in_model_order(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    from eie.cli import main
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 24), nn.ReLU(), nn.Linear(24, 7))
+    torch.save(model.state_dict(), tmp_path / "mlp.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(-1, 1, (3, 20)))
+    for name, extra in (("plain", []), ("bal", ["--balance-rows"])):
+        assert main(["pack", str(tmp_path / "mlp.pt"), "-o", str(tmp_path / name), "--pes",
+                     "3", "--acc-depth", "4", "--density", "0.4", *extra]) == 0
+        assert main(["golden", str(tmp_path / name), "--input", str(tmp_path / "x.npy"),
+                     "-o", str(tmp_path / f"{name}.npz")]) == 0
+    layers = json.loads((tmp_path / "bal" / "manifest.json").read_text())["layers"]
+    assert [sorted(rec["row_order"]) for rec in layers] == [list(range(24)), list(range(7))]
+    want, got = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "bal.npz")
+    for field in ("q", "y"):
+        np.testing.assert_array_equal(got[field], want[field], err_msg=field)
