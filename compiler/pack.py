@@ -13,6 +13,7 @@ import numpy as np
 from contract.config import EIEConfig
 from contract.image import PackedImage
 
+from . import balance
 from .fixed_point import layer_numerics, warn_wrap
 from .layout import Layout, check_packer_config, layer_infos, pe_stats, validate_layers
 from .types import QuantLayer
@@ -68,7 +69,8 @@ def _words(entries: np.ndarray, config: EIEConfig) -> np.ndarray:
     return (padded.reshape(n_words, epw) << shifts).sum(axis=1, dtype=np.uint64)
 
 
-def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True) -> PackedImage:
+def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True,
+         balance_rows: bool = False) -> PackedImage:
     """Pack quantized layers into an EIE image (vectorised).
 
     Parameters
@@ -77,6 +79,9 @@ def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True) -> Pac
     config : the architecture the image is packed for.
     chain : whether layer ``k + 1`` reads layer ``k``'s output (an MLP); False for an
         engine whose matrices read different vectors (ESE's LSTM).
+    balance_rows : assign output rows to PEs to balance their entries instead of row
+        ``i`` to PE ``i mod N`` (``compiler.balance``); the orders go to
+        ``LayerInfo.row_order``. Needs ``chain`` (an MLP).
 
     Returns
     -------
@@ -93,6 +98,11 @@ def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True) -> Pac
     """
     check_packer_config(config)
     validate_layers(layers, config, chain)
+    orders = None
+    if balance_rows:
+        if not chain:
+            raise ValueError("balance_rows needs chained layers (an MLP)")
+        layers, orders = balance.balance_rows(list(layers), config)
     layout = Layout(layers, config)
     w_fracs, qcodebooks, qbiases = layer_numerics(layers, config)
     warn_wrap(layers, qcodebooks, qbiases, config)
@@ -136,4 +146,6 @@ def pack(layers: list[QuantLayer], config: EIEConfig, chain: bool = True) -> Pac
         sl = slice(info.first_tile, info.first_tile + info.n_tiles)
         info.nnz, info.padding = int(nnz[sl].sum()), int(padding[sl].sum())
     pe_stats(image, layout, entries, padding, -(-entries // epw))
+    for info, order in zip(image.layers, orders or [], strict=False):
+        info.row_order = order
     return image

@@ -76,8 +76,13 @@ class LayerInfo:
     n_tiles: int
     nnz: int = 0              # non-zero weights (excluding padding)
     padding: int = 0          # padding entries inserted
-    # float bias as given to the packer (None when the layer has no bias)
+    # float bias as given to the packer (None when the layer has no bias), in hardware row
+    # order like the memories
     bias: list[float] | None = None
+    # balanced row assignment (``pack(..., balance_rows=True)``): hardware output row h is
+    # the model's row row_order[h], and the next layer's column h the model's column
+    # row_order[h]. None: the identity (every image packed without it).
+    row_order: list[int] | None = None
 
 
 @dataclass
@@ -111,6 +116,17 @@ class PackedImage:
     @property
     def n_out(self) -> int:
         return self.layers[-1].n_out
+
+    def model_order(self, q):
+        """Outputs ``q`` [..., n_out] in hardware row order -> the model's order (the last
+        layer's ``row_order``; ``q`` itself when the rows were not reordered)."""
+        order = self.layers[-1].row_order if self.layers else None
+        if order is None:
+            return q
+        q = np.asarray(q)
+        out = np.empty_like(q)
+        out[..., np.asarray(order, np.int64)] = q
+        return out
 
     @property
     def output_bank(self) -> int:

@@ -203,11 +203,17 @@ def _layer(rec, k: int, cfg: EIEConfig) -> LayerInfo:
               and all(isinstance(b, int | float) and not isinstance(b, bool)
                       and math.isfinite(b) for b in bias),
               f"{what}: bias must be null or {rec['n_out']} finite numbers")
+    order = rec.get("row_order")
+    if order is not None:
+        _need(isinstance(order, list) and all(_is_int(i) for i in order)
+              and sorted(order) == list(range(rec["n_out"])),
+              f"{what}: row_order must be null or a permutation of 0..{rec['n_out'] - 1}")
     return LayerInfo(name=rec["name"], n_in=rec["n_in"], n_out=rec["n_out"], slot=rec["slot"],
                      w_frac=rec["w_frac"], relu=rec["relu"], has_bias=rec["has_bias"],
                      codebook=[float(c) for c in cb], first_tile=rec["first_tile"],
                      n_tiles=rec["n_tiles"], nnz=rec["nnz"], padding=rec["padding"],
-                     bias=None if bias is None else [float(b) for b in bias])
+                     bias=None if bias is None else [float(b) for b in bias],
+                     row_order=None if order is None else [int(i) for i in order])
 
 
 def _descriptor(rec, t: int, cfg: EIEConfig) -> tuple[Descriptor, int]:

@@ -156,6 +156,10 @@ def build_manifest(image: PackedImage, memories: dict, formats,
         rec = dataclasses.asdict(info)
         rec["codebook"] = [float(c) for c in info.codebook]
         rec["bias"] = None if info.bias is None else [float(b) for b in info.bias]
+        if info.row_order is None:
+            del rec["row_order"]          # optional: images without it stay as they were
+        else:
+            rec["row_order"] = [int(i) for i in info.row_order]
         layers.append(rec)
     manifest = {
         "format": "eie-image",

@@ -146,7 +146,8 @@ def entries_per_word_that_fit(entry_bits: int) -> list[int]:
 
 def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, density=None,
          bits=None, balance=False, scope="layer", ternary=False, final_relu=False,
-         formats=FORMATS, layers=None, data=None) -> PackedImage | LSTMImage:
+         formats=FORMATS, layers=None, data=None,
+         balance_rows=False) -> PackedImage | LSTMImage:
     """``eie pack``: compress ``model`` (a state_dict file, a state_dict or an nn.Module)
     and pack it for ``config``; write the image to ``output`` when given.
 
@@ -165,18 +166,20 @@ def pack(model, output=None, *, config: EIEConfig | ESEConfig | None = None, den
     ``y`` ``[N]``): with ``density``, prune while retraining on a training split
     (``compiler.iterative_prune``, 3 steps, ``compiler.classifier_train_fn``) instead of
     one shot; in any case report the held-out accuracy of float, compressed float and
-    golden (:func:`pack_report`'s text).
+    golden (:func:`pack_report`'s text). ``balance_rows`` (MLP only): assign output rows to
+    PEs to balance their entries (``compiler.balance``; the order goes to the manifest).
     Nothing is written unless every step succeeds.
     """
     return pack_report(model, output, config=config, density=density, bits=bits,
                        balance=balance, scope=scope, ternary=ternary, final_relu=final_relu,
-                       formats=formats, layers=layers, data=data)[0]
+                       formats=formats, layers=layers, data=data,
+                       balance_rows=balance_rows)[0]
 
 
 def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = None,
                 density=None, bits=None, balance=False, scope="layer", ternary=False,
                 final_relu=False, formats=FORMATS, layers=None,
-                data=None) -> tuple[PackedImage | LSTMImage, str]:
+                data=None, balance_rows=False) -> tuple[PackedImage | LSTMImage, str]:
     """:func:`pack`, and what ``eie pack`` prints about it: for an LSTM what was pruned and
     shared per matrix and the head order, then :func:`inspect_image` of the image; for an
     MLP the layer order and where it came from, the entries per word when derived, the
@@ -187,7 +190,8 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
     if isinstance(config, ESEConfig) or (state is not None and is_lstm_state(state)):
         unsupported = [name for name, value in (("scope='global'", scope != "layer"),
                                                 ("ternary", ternary),
-                                                ("final_relu", final_relu)) if value]
+                                                ("final_relu", final_relu),
+                                                ("balance_rows", balance_rows)) if value]
         if layers is not None:
             unsupported.append("layers")
         if data is not None:
@@ -211,7 +215,7 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
                                        scope=scope, balance=balance,
                                        n_pes=config.n_pes if balance else None,
                                        ternary=ternary, final_relu=final_relu, order=layers)
-        image = compiler.pack(compressed.layers, config)
+        image = compiler.pack(compressed.layers, config, balance_rows=balance_rows)
         lines = [_order_line(compressed)] + lines + _compression_lines(compressed, density,
                                                                        ternary)
         pruned, observed = compressed.source, None
@@ -219,7 +223,7 @@ def pack_report(model, output=None, *, config: EIEConfig | ESEConfig | None = No
     else:
         image, compressed, data_lines, pruned, observed = _pack_with_data(
             model, data, config, density=density, scope=scope, balance=balance,
-            ternary=ternary, final_relu=final_relu, layers=layers)
+            ternary=ternary, final_relu=final_relu, layers=layers, balance_rows=balance_rows)
         lines = [_order_line(compressed)] + lines + data_lines
     retrained = data is not None
     messages = _pack_warnings(compressed, None if retrained else density, scope)
@@ -362,7 +366,7 @@ DATA_FINETUNE_STEPS = 30
 
 
 def _pack_with_data(model, data, config, *, density, scope, balance, ternary, final_relu,
-                    layers):
+                    layers, balance_rows=False):
     """Prune while retraining (with ``density``) or not, share, fine-tune the centroids
     (not a ternary codebook), pack; the lines that report it with the held-out accuracy
     (class labels) or mean squared error (float targets) of float, compressed float and
@@ -420,7 +424,7 @@ def _pack_with_data(model, data, config, *, density, scope, balance, ternary, fi
     compressed.order_source = imported.order_source
     compressed.order_ambiguous = imported.ambiguous
     compressed.order_note = imported.note
-    image = compiler.pack(compressed.layers, config)
+    image = compiler.pack(compressed.layers, config, balance_rows=balance_rows)
 
     x_test = torch.from_numpy(x[test].astype(np.float32))
 

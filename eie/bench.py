@@ -124,30 +124,43 @@ def eie_bench_config(quick: bool = False, queue_depth: int = 8) -> EIEConfig:
                            act_depth=512, acc_depth=64, bias_depth=256, pointer_bits=17)
 
 
-def _layer_case(spec, config, rng, scale):
+def _layer_input(spec, config, rng, scale):
     name, n_in, n_out, wd, ad = spec[:5]
     n_in, n_out = max(1, n_in // scale), max(1, n_out // scale)
     layer = random_quant_layer(name, n_in, n_out, wd, rng)
-    image = pack([layer], config)
-    q = random_activations(n_in, ad, rng, config)
-    return image, q
+    return layer, random_activations(n_in, ad, rng, config)
 
 
-def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
+def _layer_case(spec, config, rng, scale, balance_rows: bool = False):
+    layer, q = _layer_input(spec, config, rng, scale)
+    return pack([layer], config, balance_rows=balance_rows), q
+
+
+def _max_pe(report) -> int:
+    """The busiest PE's entries, tile by tile: no schedule of this matrix can beat it."""
+    return sum(int(t.span.busy.max()) for t in report.layers[0].tiles)
+
+
+def bench_eie(out: Path, quick: bool = False, rtl: bool = True,
+              balance_rows: bool = False) -> str:
     _quiet_packer()
     config = eie_bench_config(quick)
     scale = 8 if quick else 1
     rng = np.random.default_rng(0)
-    rows, cases = [], []
+    rows, cases, before = [], [], []
     for spec in EIE_LAYERS:
-        image, q = _layer_case(spec, config, rng, scale)
+        layer, q = _layer_input(spec, config, rng, scale)
+        image = pack([layer], config, balance_rows=balance_rows)
         report = golden.cycles(image, q)
         cases.append((spec, image, q, report))
+        if balance_rows:
+            before.append(golden.cycles(pack([layer], config), q))
     rtl_cycles = _simulate_cases(cases) if rtl else [None] * len(cases)
     lines = ["# eie bench eie", f"machine: {_machine()}",
              f"config: {config.n_pes} PEs, queue depth {config.queue_depth}; "
              f"random matrices and inputs with each layer's shape, weight density and "
-             f"activation density{f' (shapes / {scale}, --quick)' if quick else ''}",
+             f"activation density{f' (shapes / {scale}, --quick)' if quick else ''}"
+             f"{'; balanced row assignment (--balance-rows)' if balance_rows else ''}",
              "",
              "| layer | RTL cycles | model cycles | compute | ideal | max-PE bound | "
              f"load-balance eff. | µs @ {EIE_CLOCK_MHZ} MHz | EIE actual µs | "
@@ -158,8 +171,7 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
         cyc = rc if rc is not None else report.total
         us = cyc / EIE_CLOCK_MHZ
         ok = cyc <= spec[6] * EIE_CLOCK_MHZ
-        # The busiest PE's entries, tile by tile: no schedule of this matrix can beat it.
-        max_pe = sum(int(t.span.busy.max()) for t in layer.tiles)
+        max_pe = _max_pe(report)
         rows.append(dict(layer=spec[0], rtl_cycles=rc, model_cycles=report.total,
                          compute=layer.compute, ideal=layer.ideal, max_pe=max_pe,
                          efficiency=layer.efficiency, us=us))
@@ -167,6 +179,17 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
             f"| {spec[0]} | {rc if rc is not None else 'n/a'} | {report.total} | "
             f"{layer.compute} | {layer.ideal} | {max_pe} | {layer.efficiency:.3f} | "
             f"{us:.2f} | {spec[6]} | {spec[5]} | {'yes' if ok else 'no'} |")
+    if balance_rows:
+        lines += ["", "Balanced row assignment: busiest PE's entries (padding included, "
+                  "active columns) vs the ideal (all entries / PEs), default layout "
+                  "(row i -> PE i mod N) and balanced, same matrices and inputs:", "",
+                  "| layer | ideal | max-PE default | max-PE / ideal | max-PE balanced | "
+                  "max-PE / ideal | cycles default | cycles balanced |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for (spec, _i, _q, report), old in zip(cases, before, strict=True):
+            ideal, m0, m1 = report.layers[0].ideal, _max_pe(old), _max_pe(report)
+            lines.append(f"| {spec[0]} | {ideal} | {m0} | {m0 / ideal:.3f} | {m1} | "
+                         f"{m1 / ideal:.3f} | {old.total} | {report.total} |")
     sweep = _queue_sweep(out, quick, cases[1][1], cases[1][2])
     lines += ["", "Queue-depth sweep on Alex-7 (cycle model, which the RTL regression "
               "matches cycle for cycle):", "",
@@ -180,13 +203,18 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True) -> str:
     return text
 
 
-def _simulate_cases(cases):
+def _simulate_cases(cases, load: str = "backdoor", seconds: list | None = None):
     """RTL cycles of every case. One Verilator build serves every layer; each image is
-    loaded through the host port (non-zero words only), which at this size is faster than
-    emitting a baked design per image."""
+    loaded by backdoor (``$readmemh`` side files written into the run directory), or with
+    ``load="host"`` through the host port (non-zero words only, 30-80 µs per write under
+    cocotb). ``seconds``, when given, gets each run's wall time (build excluded when
+    cached)."""
     results = []
     for spec, image, q, _report in cases:
-        sim = simulate(image, q[None, :], opt="-O1")
+        t0 = time.perf_counter()
+        sim = simulate(image, q[None, :], opt="-O1", load=load)
+        if seconds is not None:
+            seconds.append(time.perf_counter() - t0)
         results.append(int(np.asarray(sim["cycles_total"]).reshape(-1)[0]))
         got = np.asarray(sim["q"]).reshape(-1)
         if not np.array_equal(got, golden.run(image, q[None, :]).q.reshape(-1)):
@@ -222,7 +250,7 @@ def _queue_sweep(out: Path, quick: bool, image, q):
     return sweep
 
 
-def run(what: str, out: Path, quick: bool = False) -> str:
+def run(what: str, out: Path, quick: bool = False, balance_rows: bool = False) -> str:
     if what == "compiler":
         return bench_compiler(out, quick)
-    return bench_eie(out, quick)
+    return bench_eie(out, quick, balance_rows=balance_rows)

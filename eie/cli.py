@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="codebook index bits (sets --weight-bits); 2**bits-1 shared values")
     p.add_argument("--balance", action="store_true",
                    help="ESE load-balance-aware pruning (equal non-zeros per PE)")
+    p.add_argument("--balance-rows", action="store_true",
+                   help="MLP: assign output rows to PEs to balance their entries (instead of "
+                        "row i to PE i mod N); the order is recorded in the manifest")
     p.add_argument("--scope", choices=("layer", "global"), default="layer",
                    help="magnitude-pruning threshold per layer or global")
     p.add_argument("--ternary", action="store_true", help="TTQ-style {-Wn, 0, +Wp} codebook")
@@ -206,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller run for a smoke check")
     p.add_argument("--model-only", action="store_true",
                    help="ese: cycle model only (no RTL run)")
+    p.add_argument("--balance-rows", action="store_true",
+                   help="eie: pack every layer with balanced row assignment (the table also "
+                        "gives the default layout's max-PE load)")
 
     _add_rtl_commands(sub, fmt)
     return parser
@@ -259,6 +265,8 @@ def _pack(args) -> None:
             wrong.append("--layers")
         if args.data is not None:
             wrong.append("--data")
+        if args.balance_rows:
+            wrong.append("--balance-rows")
         if wrong:
             raise ValueError(f"{', '.join(wrong)} do(es) not apply to LSTM models")
         bits = args.bits
@@ -275,7 +283,8 @@ def _pack(args) -> None:
                                   density=args.density, bits=bits, balance=args.balance,
                                   scope=args.scope, ternary=args.ternary,
                                   final_relu=args.final_relu, formats=args.formats,
-                                  layers=args.layers, data=args.data)
+                                  layers=args.layers, data=args.data,
+                                  balance_rows=args.balance_rows)
     for warning in caught:
         if issubclass(warning.category, api.PackWarning):
             print(f"eie pack: warning: {warning.message}", file=sys.stderr)
@@ -356,7 +365,8 @@ def _bench(args) -> None:
 def _bench_text(args) -> str:
     if args.what == "ese":
         return bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only)
-    return bench.run(args.what, Path(args.output), quick=args.quick)
+    return bench.run(args.what, Path(args.output), quick=args.quick,
+                     balance_rows=args.balance_rows)
 
 
 def _run(args) -> None:

@@ -267,7 +267,9 @@ class GoldenResult:
 
     Attributes
     ----------
-    q : int64 [batch, n_out] raw output activations (the final buffer's first n_out).
+    q : int64 [batch, n_out] raw output activations (the final buffer's first n_out), in
+        the model's order (``PackedImage.model_order``: a balanced image's rows are
+        reordered; ``layer_q`` and ``tile_acc`` keep the hardware order).
     y : float64 [batch, n_out] ``q / 2**act_frac``.
     layer_q : per layer, int64 [batch, n_out_k] raw outputs of that layer.
     layer_inputs : per layer, int64 [batch, in_local * n_pes]: the source buffer the
@@ -373,6 +375,8 @@ def _execute(image: PackedImage, q_in: np.ndarray, tiles: list[Tile],
     q = buffers[src, :, :n_out].copy()
     if image.layers and layer_q and layer_q[-1] is None:
         layer_q[-1] = q.copy()
+    # A balanced image computes its rows in hardware order: deliver the model's order.
+    q = image.model_order(q) if image.layers else q
     result = GoldenResult(q, dequantize(q, cfg), layer_q, layer_inputs, saturation, wraps,
                           tile_acc)
     if single:

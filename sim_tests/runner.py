@@ -3,9 +3,12 @@
 :func:`simulate` generates the Verilog for the image's config, builds it with Verilator
 (once per config: the build is cached in ``<cache>/<config_id>`` and reused, ``<cache>``
 being :data:`SIM_BUILD`, ``~/.cache/eie-ese/sim_build`` by default), then runs
-one cocotb session that loads the image through the host port, and for every input vector
-writes the input, starts the array, awaits ``done`` (no Python per cycle) and reads the
-outputs and the cycle counters. See docs/rtl.md ("Simulation").
+one cocotb session that loads the image, and for every input vector writes the input,
+starts the array, awaits ``done`` (no Python per cycle) and reads the outputs and the
+cycle counters. The image is loaded by backdoor by default (``load="backdoor"``: the
+design reads every memory with ``$readmemh`` from files this module writes into the run
+directory, so one build serves every image of a config), or word by word through the host
+port (``load="host"``, for the tests of the host port). See docs/rtl.md ("Simulation").
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from cocotb_tools.runner import Verilator, get_runner
 from contract.config import EIEConfig
 from contract.image import PackedImage
 from contract.image_read import read_image
-from rtl.verilog import convert
+from rtl.verilog import _DECL, _MODULE, _file_stem, convert
 from sim_tests import jobs
 
 __all__ = ["simulate", "build", "build_key", "design_key", "verilator_env",
-           "measure_throughput", "SIM_BUILD", "sim_build_root"]
+           "measure_throughput", "backdoor_files", "LOADS", "SIM_BUILD", "sim_build_root"]
 
 
 def sim_build_root(environ=os.environ) -> Path:
@@ -264,7 +267,91 @@ def _unbaked_verilog(config: EIEConfig) -> str:
     return convert(config, name=TOPLEVEL)[0]
 
 
-def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads) -> _Plan:
+#: How :func:`simulate` gets the image into the memories.
+LOADS = ("backdoor", "host")
+_READMEMH = re.compile(r'^\s*initial \$readmemh\("([^"]+)", ')
+
+
+@functools.lru_cache(maxsize=4)
+def _backdoor_verilog(config: EIEConfig) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    """The baked design's Verilog, derived from the unbaked one, and its side files'
+    ``(name, width, depth)``.
+
+    Emitting the baked design through Amaranth with an image costs one RTLIL net per
+    initial bit (minutes for a paper-sized array, for every image); but which image a
+    baked design holds is only decided by its side files. So every memory declaration of
+    the unbaked Verilog gets the ``initial $readmemh`` line that ``rtl.verilog`` writes for a
+    baked image. ``tests/test_backdoor.py`` checks the result against
+    ``rtl.verilog.convert(config, image=...)``: the same lines (Yosys orders a few
+    ``always`` blocks differently when memories have initial contents) and the same side
+    files. The build has its own directory (``_backdoor``), the texts not being equal.
+    """
+    lines, out, files = _unbaked_verilog(config).splitlines(), [], []
+    module = TOPLEVEL
+    for line in lines:
+        out.append(line)
+        match = _MODULE.match(line)
+        if match:
+            module = match.group(1)
+        decl = _DECL.match(line)
+        if decl:
+            indent, msb, name, hi, lo = decl.groups()
+            file = f"{_file_stem(module, name.strip().lstrip(chr(92)), TOPLEVEL)}.mem"
+            out.append(f'{indent}initial $readmemh("{file}", {name.strip()} );')
+            width = int(msb) + 1 if msb is not None else 1
+            files.append((file, width, abs(int(hi) - int(lo)) + 1))
+    if len({f for f, _, _ in files}) != len(files):
+        raise RuntimeError("two memories map to one side file")
+    return "\n".join(out) + "\n", tuple(files)
+
+
+_PE_FILE = re.compile(r"^pe(\d+)_(spmat_read_even|spmat_read_odd|ptr_read_even|ptr_read_odd|"
+                      r"arith_unit_bias|arith_unit_codebook)\.mem$")
+
+
+def _memory_words(image: PackedImage, file: str):
+    """The words of the memory behind side file ``file`` (None: all zero), as the RTL lays
+    the image out (rtl/common.py ``pe_init``, rtl/spmat_read.py's even/odd word banks)."""
+    if file == "program_memory.mem":
+        return [d.encode(image.config) for d in image.program]
+    match = _PE_FILE.match(file)
+    if match is None:
+        return None             # activations, accumulators, queues: start at zero
+    p, memory = int(match.group(1)), match.group(2)
+    return {"spmat_read_even": lambda: image.spmat[p][0::2],
+            "spmat_read_odd": lambda: image.spmat[p][1::2],
+            "ptr_read_even": lambda: image.ptr_even[p],
+            "ptr_read_odd": lambda: image.ptr_odd[p],
+            "arith_unit_bias": lambda: image.bias[p],
+            "arith_unit_codebook": lambda: image.codebook}[memory]()
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_file(width: int, depth: int) -> str:
+    return ("0" * ((width + 3) // 4) + "\n") * depth
+
+
+def backdoor_files(config: EIEConfig, image: PackedImage | None) -> dict[str, str]:
+    """``{side file: contents}`` that load ``image`` (None: all zero) into the backdoor
+    build of ``config``: the ``.mem`` format of docs/image-format.md, full depth, the same
+    files ``rtl.verilog.convert(config, image=image)`` writes."""
+    files = {}
+    for file, width, depth in _backdoor_verilog(config)[1]:
+        words = None if image is None else _memory_words(image, file)
+        mask, digits = (1 << width) - 1, (width + 3) // 4
+        values = [] if words is None else [int(w) & mask for w in words]
+        if not any(values):
+            files[file] = _zero_file(width, depth)
+            continue
+        if len(values) > depth:
+            raise ValueError(f"{file}: {len(values)} words for a memory of {depth}")
+        values += [0] * (depth - len(values))
+        files[file] = "".join(f"{w:0{digits}x}\n" for w in values)
+    return files
+
+
+def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads,
+          backdoor: bool = False) -> _Plan:
     kind = _wave_kind(waves)
     opt = opt or os.environ.get("EIE_SIM_OPT", "-O1")
     root = Path(build_dir) if build_dir is not None else SIM_BUILD
@@ -272,9 +359,13 @@ def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads) -> _
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
     name = f"{config.config_id:08x}_{opt.lstrip('-')}" + (f"_t{threads}" if threads > 1 else "")
-    name += ("_baked" if bake_image is not None else "") + (f"_{kind}" if kind else "")
+    baked = bake_image is not None or backdoor
+    name += ("_backdoor" if backdoor else "_baked" if baked else "") + (f"_{kind}" if kind else "")
     out = (root / name).resolve()
-    if bake_image is None:
+    if backdoor:
+        # The run writes the image's side files (backdoor_files); none go into the build.
+        verilog, side_files = _backdoor_verilog(config)[0], {}
+    elif bake_image is None:
         verilog, side_files = _unbaked_verilog(config), {}
     else:
         verilog, side_files = convert(config, image=bake_image, name=TOPLEVEL)
@@ -287,9 +378,11 @@ def _plan(config: EIEConfig, *, build_dir, waves, opt, bake_image, threads) -> _
     if threads > 1:
         build_args += ["--threads", str(threads)]
     flags = {"build_args": build_args, "opt": opt, "waves": kind, "threads": threads,
-             "baked": bake_image is not None, "toplevel": TOPLEVEL,
+             "baked": baked, "toplevel": TOPLEVEL,
              "timescale": list(TIMESCALE),
              "lz4_shim": None if shim is None else [_LZ4_SHIM, str(_lz4_library().resolve())]}
+    if backdoor:
+        flags["backdoor"] = True    # (absent otherwise: existing builds keep their keys)
     return _Plan(out, verilog, side_files, control, build_args, kind, opt,
                  build_key(verilog, control, flags))
 
@@ -338,7 +431,7 @@ def _as_image(image):
 
 def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
              reset_after: int | None = None, seed: int = 0, timeout_cycles=None,
-             opt: str | None = None, bake: bool = False) -> dict:
+             opt: str | None = None, bake: bool = False, load: str = "backdoor") -> dict:
     """Run input vectors through the RTL; return outputs and cycle counters.
 
     Parameters
@@ -366,8 +459,16 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
     opt : str, optional
         C++ optimisation level of the build (see :func:`build`).
     bake : bool
-        Start the memories from the image's ``$readmemh`` side files instead of loading
-        them through the host port (tests the baked-image flow).
+        Start the memories from the ``$readmemh`` side files of ``rtl.verilog.convert``
+        with the image (tests the baked-image flow; emission takes minutes at paper size).
+    load : {"backdoor", "host"}
+        How the image gets into the memories (ignored with ``bake``). ``"backdoor"``
+        (default): the run directory gets the image's side files (:func:`backdoor_files`)
+        and the design reads them with ``$readmemh`` at time zero. ``"host"``: every
+        non-zero word is written through the host port (30-80 µs per write under cocotb;
+        the tests of the host port, throttling and reset use it), the side files being all
+        zero. Both run on the same build and give the same outputs and cycle counts: the
+        counters start at ``start``, after the load.
 
     Returns
     -------
@@ -375,6 +476,8 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         ``q`` int64 [batch, n_out] (or [n_out]); ``cycles_total`` int64 [batch] (or scalar);
         ``cycles_per_layer`` int64 [batch, layers] (or [layers]); ``config_id``.
     """
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {LOADS}, not {load!r}")
     image = _as_image(image)
     q = np.asarray(x_q, dtype=np.int64)
     single = q.ndim == 1
@@ -383,14 +486,17 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
         raise ValueError(f"inputs must have shape [batch, {image.n_in}], not {q.shape}")
     waves = _wave_path(waves)
     plan = _plan(image.config, build_dir=build_dir, waves=waves, opt=opt,
-                 bake_image=image if bake else None, threads=1)
+                 bake_image=image if bake else None, threads=1, backdoor=not bake)
     out = _build(plan)
     verilator_env()
+    host = load == "host" and not bake
+    side_files = (plan.side_files if bake
+                  else backdoor_files(image.config, None if host else image))
     with tempfile.TemporaryDirectory(prefix="run_", dir=out) as tmp:
         tmp = Path(tmp)
-        for file, contents in plan.side_files.items():    # this image's memories
+        for file, contents in side_files.items():    # this image's memories (or zeros)
             (tmp / file).write_text(contents)
-        job = {"load": not bake, "image": image, "q": q2, "host_idle": float(host_idle),
+        job = {"load": host, "image": image, "q": q2, "host_idle": float(host_idle),
                "seed": int(seed),
                "reset_after": reset_after, "timeout_cycles": timeout_cycles,
                "result": str(tmp / "result")}
@@ -412,6 +518,7 @@ def simulate(image, x_q, *, waves=None, build_dir=None, host_idle: float = 0.0,
             raise RuntimeError(f"simulation produced no result:\n{_tail(tmp / 'sim.log')}")
         result = jobs.load(tmp / "result")
     result["waves"] = None if waves is None else str(waves)
+    result["q"] = image.model_order(result["q"])     # a balanced image's rows: model order
     if single:
         result["q"] = result["q"][0]
         result["cycles_total"] = result["cycles_total"][0]

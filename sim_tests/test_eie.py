@@ -1,8 +1,9 @@
 """System tests: the Verilated array against the golden model, bit for bit and cycle for cycle.
 
 Every (n_pes, queue_depth) config is one Verilator build (cached in ``sim_build/``) shared
-by its cases; each case is one simulator run that loads a random image through the host
-port and runs a batch of inputs (including an all-zero one). Outputs must equal
+by its cases; each case is one simulator run that loads a random image (by backdoor, or
+through the host port where that is under test: ``load="host"``, throttled or not) and
+runs a batch of inputs (including an all-zero one). Outputs must equal
 ``golden.run`` exactly and the RTL cycle counters must equal
 ``golden.cycle_model.cycles`` (with the measured ``PIPELINE`` constants) exactly.
 """
@@ -95,12 +96,12 @@ def test_random_matrix(n_pes, queue_depth):
         # 3 layers, mid densities, bias on, throttled host port
         (dict(widths=[int(rng.integers(1, top + 1)), wide, int(rng.integers(1, top + 1)),
                       int(rng.integers(1, top + 1))],
-              w_density=0.3, a_density=0.5), dict(host_idle=0.3)),
+              w_density=0.3, a_density=0.5), dict(host_idle=0.3, load="host")),
         # extremes: empty and full weights, dense activations, no bias
         (dict(widths=[top, wide, top], w_density=[1.0, 0.0], a_density=1.0, bias=False), {}),
         # very sparse weights (long zero runs -> padding) and sparse activations
         (dict(widths=[int(rng.integers(1, top + 1)), wide], w_density=0.03,
-              a_density=0.1), dict(host_idle=0.1)),
+              a_density=0.1), dict(host_idle=0.1, load="host")),
     ]
     for k, (case, options) in enumerate(cases):
         image, q = random_case(config, 7 * k + n_pes, **case)
@@ -117,7 +118,7 @@ def test_padding_entries_exercised():
 def test_reset_mid_run_then_rerun():
     config = sim_config(4, 8)
     image, q = random_case(config, 5, widths=[100, 90, 60], w_density=0.4, a_density=0.7)
-    result = check(image, q[1:], reset_after=40)
+    result = check(image, q[1:], reset_after=40, load="host")
     assert result["cycles_total"].shape == (2,)
 
 
@@ -144,7 +145,7 @@ def test_descriptor_wider_than_64_bits():
     assert any(d.shift >> (64 - lsb["shift"]) for d in program)
     assert {d.swap for d in program} == {d.last for d in program} == {False, True}
     assert len({d.encode(config) >> 64 for d in program}) == len(program)
-    check(image, q)
+    check(image, q, load="host")
 
 
 def test_single_vector_shapes():
@@ -154,6 +155,19 @@ def test_single_vector_shapes():
     assert result["q"].shape == (30,)
     np.testing.assert_array_equal(result["q"], golden.run(image, q[1:2]).q[0])
     assert result["cycles_per_layer"].shape == (1,)
+
+
+def test_balanced_rows_on_the_rtl():
+    """A balanced image (compiler.balance) on the RTL: outputs in the model's order equal
+    golden's and the unbalanced image's, cycles equal the cycle model's."""
+    config = sim_config(4, 8)
+    rng = np.random.default_rng(17)
+    layers = [random_layer(rng, f"fc{k}", n_out, n_in, 0.3, True, 0.3)
+              for k, (n_out, n_in) in enumerate(((90, 70), (40, 90)))]
+    q = (rng.integers(-600, 600, (3, 70)) * (rng.random((3, 70)) < 0.6)).astype(np.int64)
+    balanced = pack(layers, config, balance_rows=True)
+    result = check(balanced, q)
+    np.testing.assert_array_equal(result["q"], golden.run(pack(layers, config), q).q)
 
 
 def test_baked_image():
