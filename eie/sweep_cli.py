@@ -108,14 +108,19 @@ def run_sweep(args) -> None:
     best = table.attrs["recommended"] if hasattr(table, "attrs") else table.recommended
     files = table.attrs["files"] if hasattr(table, "attrs") else table.files
     ok = sum(r["status"] == "ok" for r in records)
-    print(f"{len(records)} points: {ok} packed, {sum(bool(r['fits']) for r in records)} fit "
-          f"the KU060, {sum(bool(r['pareto']) for r in records)} Pareto-optimal; "
+    fit = (f"{sum(r['fits'] is True for r in records)} fit the KU060"
+           if any(r["fits"] is not None for r in records) else "fit unknown (no estimate)")
+    print(f"{len(records)} points: {ok} packed, {fit}, "
+          f"{sum(bool(r['pareto']) for r in records)} Pareto-optimal; "
           f"{stats['points_cached']} from the cache ({stats['executor']}, "
           f"{stats['seconds']:.1f} s)")
     if best is not None:
         r = records[best]
-        print(f"recommended: point {best}: {r['latency_us']:.4g} us, LUT {r['lut']}, "
-              f"BRAM36 {r['bram36']}")
+        def count(v):
+            return "n/a" if v is None else f"{v:,.0f}"
+
+        print(f"recommended: point {best}: {r['latency_us']:.4g} us, LUT {count(r['lut'])}, "
+              f"BRAM36 {count(r['bram36'])}")
     for path in files:
         print(f"wrote {path}")
 

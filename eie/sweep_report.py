@@ -172,9 +172,10 @@ def _markdown(table, commands, stats, grid, data) -> str:
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += ["", f"resource estimates: {_fmt(table[0]['estimate']) if table else 'n/a'} "
               f"(docs/sweep.md); cache: {stats.get('points_cached', 0)} of "
-              f"{stats.get('points', 0)} points, "
-              f"{stats.get('design_lookups', 0) - stats.get('designs_synthesised', 0)} of "
-              f"{stats.get('design_lookups', 0)} design estimates from the cache", "",
+              f"{stats.get('points', 0)} points; {stats.get('design_lookups', 0)} design "
+              f"estimates needed, {stats.get('designs', 0)} distinct, "
+              f"{stats.get('designs_synthesised', 0)} synthesised (the rest from the cache)",
+              "",
               "![latency vs LUT and BRAM36](pareto.png)", ""]
     return "\n".join(lines)
 
