@@ -271,3 +271,12 @@ def test_api_rejects_unknown_fields(mlp_file):
         eie.sweep(mlp_file, grid={"n_pe": [2]})
     with pytest.raises(ValueError, match="queue_depth: values must be integers"):
         eie.sweep(mlp_file, grid={"queue_depth": [2.5]})
+
+
+@pytest.mark.slow     # a Verilator build of a 2-PE array
+def test_rtl_spot_check_of_the_pareto_points(mlp_file, tmp_path):
+    records = run(mlp_file, tmp_path, "rtl", grid={"n_pes": [2], "queue_depth": [2, 4]},
+                  rtl=True)
+    checked = [r for r in records if r["pareto"]]
+    assert checked and all(r["rtl_bit_exact"] and r["rtl_cycle_exact"] for r in checked)
+    assert all(r["rtl_bit_exact"] is None for r in records if not r["pareto"])
