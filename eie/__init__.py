@@ -7,6 +7,7 @@ The Python API mirrors the ``eie`` command::
     image = eie.pack("mlp.pt", "img", config=eie.EIEConfig(n_pes=4), density=0.1)
     out = eie.golden("img", x)          # or eie.sim("img", x) on the RTL
     eie.build("proj", image="img")
+    table = eie.sweep("mlp.pt", "sweep", grid={"n_pes": [8, 16], "queue_depth": [4, 8]})
     lstm = eie.pack("lstm.pt", "lstm_img", config=eie.ESEConfig(channels=2))  # an LSTMImage
 """
 
@@ -20,6 +21,9 @@ from contract.lstm_config import ESEConfig
 from contract.lstm_image import LSTMImage
 
 from .api import build, golden, inspect_image, load_input, pack, resources, sim, verilog
+
+# the function eie.sweep (the module stays importable: from eie.sweep import ...)
+from .sweep import sweep
 
 
 def _version() -> str:
@@ -42,4 +46,5 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = ["__version__", "EIEConfig", "ESEConfig", "PackedImage", "LSTMImage", "read_image",
-           "pack", "golden", "sim", "verilog", "build", "resources", "inspect_image", "load_input"]
+           "pack", "golden", "sim", "verilog", "build", "resources", "inspect_image",
+           "load_input", "sweep"]

@@ -24,6 +24,7 @@ from . import __version__, api, bench, demo, lstm_demo, progress
 from .bench_ese import bench_ese
 from .cli_parser import EieArgumentParser
 from .inputs import npz_path
+from .sweep_cli import add_sweep_command, run_sweep
 
 __all__ = ["main", "add_config_flags", "config_from_args", "add_lstm_flags",
            "lstm_config_from_args"]
@@ -129,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
               eie build --board ku060 --pes 4 --image img -o vivado_proj
               eie resources --pes 2
               eie bench compiler
+              eie sweep model.pt --data d.npz --pes 8,16,32 --queue-depth 4,8 -o sweep
             """))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -214,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
                         "gives the default layout's max-PE load)")
 
     _add_rtl_commands(sub, fmt)
+    add_sweep_command(sub, fmt)
     return parser
 
 
@@ -398,6 +401,8 @@ def _run(args) -> None:
         path = api.build(args.output, None if ese else _design_config(args, image),
                          args.image, board=args.board, run=args.run)
         print(f"wrote Vivado project {path}")
+    elif command == "sweep":
+        run_sweep(args)
     elif command == "resources":
         ese = _ese_image(args)
         if ese is not None:
