@@ -57,7 +57,7 @@ def _plan(design, name: str, *, build_dir, opt) -> _Plan:
 
 def simulate_axi(image, x_q, *, stall: float = 0.0, seed: int = 0, frame_slots: int = 2,
                  slot_words: int | None = None, build_dir=None, opt=None,
-                 poll_limit: int = 1_000_000) -> dict:
+                 poll_limit: int = 1_000_000, c_lib=None, c_ops=None) -> dict:
     """Run raw inputs through the driver over the simulated AXI4-Lite port.
 
     Parameters
@@ -70,6 +70,9 @@ def simulate_axi(image, x_q, *, stall: float = 0.0, seed: int = 0, frame_slots: 
         2 slots of :func:`eie.driver.default_slot_words` words)
     build_dir, opt : as :func:`sim_tests.runner.build`
     poll_limit : status polls a run may take
+    c_lib, c_ops : run the C driver of ``sw/`` instead: ``c_lib`` is ``eie_driver.c``
+        built as a shared library with ``-DEIE_MMIO_HOOKS``, ``c_ops`` ESE's
+        ``sw/ese_ops.bin`` (returns ``q`` and ``cycles`` only)
 
     Returns
     -------
@@ -100,7 +103,9 @@ def simulate_axi(image, x_q, *, stall: float = 0.0, seed: int = 0, frame_slots: 
             write_lstm_image(image, tmp / "image", formats=("bin",))
         job = {"image": str(tmp / "image"), "q": np.asarray(x_q, np.int64),
                "stall": float(stall), "seed": int(seed), "slot_words": slot_words,
-               "poll_limit": int(poll_limit), "result": str(tmp / "result")}
+               "poll_limit": int(poll_limit), "result": str(tmp / "result"),
+               "c_lib": None if c_lib is None else str(Path(c_lib).resolve()),
+               "c_ops": None if c_ops is None else str(Path(c_ops).resolve())}
         jobs.save(tmp / "job", job)
         try:
             get_runner("verilator").test(

@@ -74,6 +74,65 @@ def _drive(mmio, job) -> dict:
     return result
 
 
+def _drive_c(mmio, job) -> dict:
+    """The C driver of ``sw/`` (built with ``-DEIE_MMIO_HOOKS`` as a shared library) on
+    the same port: its two MMIO hooks call :class:`SimMMIO` through ctypes."""
+    import ctypes
+
+    import numpy as np
+
+    from contract.lstm_image import LSTMImage
+
+    from .driver import _as_image
+
+    lib = ctypes.CDLL(job["c_lib"])
+    read_t = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32)
+    write_t = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32)
+    hooks = (read_t(mmio.read), write_t(mmio.write))    # kept alive while C runs
+    read_p = ctypes.c_void_p.in_dll(lib, "eie_mmio_read_hook")
+    write_p = ctypes.c_void_p.in_dll(lib, "eie_mmio_write_hook")
+    read_p.value = ctypes.cast(hooks[0], ctypes.c_void_p).value
+    write_p.value = ctypes.cast(hooks[1], ctypes.c_void_p).value
+    dev = ctypes.create_string_buffer(256)      # eie_dev (opaque here, < 256 bytes)
+
+    def check(err, what):
+        if err:
+            raise RuntimeError(f"{what}: {lib.eie_strerror(err)} ({err})")
+
+    lib.eie_strerror.restype = ctypes.c_char_p
+    check(lib.eie_open(dev, None), "eie_open")
+    ops = job.get("c_ops")
+    check(lib.eie_load_image(dev, job["image"].encode(),
+                             None if ops is None else ops.encode()), "eie_load_image")
+    image = _as_image(job["image"])
+    q = np.asarray(job["q"], np.int32)
+    i32p = ctypes.POINTER(ctypes.c_int32)
+    u32p = ctypes.POINTER(ctypes.c_uint32)
+    if isinstance(image, LSTMImage):
+        channels = image.config.channels
+        batch, steps, _ = q.shape
+        outputs = np.zeros((batch, steps, image.n_out), np.int32)
+        cycles = np.zeros((batch, steps), np.uint32)
+        for g0 in range(0, batch, channels):
+            x = np.ascontiguousarray(q[g0:g0 + channels])
+            y = np.zeros((len(x), steps, image.n_out), np.int32)
+            c = np.zeros(steps, np.uint32)
+            check(lib.ese_run(dev, x.ctypes.data_as(i32p), len(x), steps, image.n_in,
+                              image.memory.x_words, y.ctypes.data_as(i32p), image.n_out,
+                              c.ctypes.data_as(u32p)), "ese_run")
+            outputs[g0:g0 + len(x)], cycles[g0:g0 + len(x)] = y, c[None, :]
+        return {"q": outputs.astype(np.int64), "cycles": cycles.astype(np.int64)}
+    outputs = np.zeros((len(q), image.n_out), np.int32)
+    cycles = np.zeros(len(q), np.uint32)
+    for b, x in enumerate(q):
+        x = np.ascontiguousarray(x)
+        check(lib.eie_run(dev, x.ctypes.data_as(i32p), image.n_in,
+                          image.program[0].in_local, outputs[b].ctypes.data_as(i32p),
+                          image.n_out, image.output_bank,
+                          ctypes.cast(cycles[b:].ctypes.data, u32p)), "eie_run")
+    return {"q": outputs.astype(np.int64), "cycles": cycles.astype(np.int64)}
+
+
 @cocotb.test()
 async def driver_job(dut):
     """Run the job named by ``EIE_SIM_JOB`` through the driver and save its result."""
@@ -85,5 +144,6 @@ async def driver_job(dut):
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-    result = await bridge(_drive)(mmio, job)
+    drive = _drive_c if job.get("c_lib") else _drive
+    result = await bridge(drive)(mmio, job)
     jobs.save(job["result"], result)

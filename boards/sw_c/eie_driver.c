@@ -4,7 +4,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#define WORD(offset) (dev->base[(offset) / 4u])
+#ifdef EIE_MMIO_HOOKS
+/* Test builds: every access goes through two function pointers (the simulation harness
+   points them at the simulated AXI4-Lite port). */
+uint32_t (*eie_mmio_read_hook)(uint32_t offset);
+void (*eie_mmio_write_hook)(uint32_t offset, uint32_t value);
+#define RD(offset) ((void)dev, eie_mmio_read_hook(offset))
+#define WR(offset, value) ((void)dev, eie_mmio_write_hook((offset), (value)))
+#else
+#define RD(offset) (dev->base[(offset) / 4u])
+#define WR(offset, value) (dev->base[(offset) / 4u] = (value))
+#endif
 
 const char *eie_strerror(int err)
 {
@@ -30,27 +40,27 @@ int eie_open(eie_dev *dev, volatile void *base)
     dev->base = (volatile uint32_t *)base;
     dev->max_polls = 100000000L;
     eie_reset_state(dev);
-    if (WORD(EIE_AXI_ID) != EIE_AXI_ID_VALUE)
+    if (RD(EIE_AXI_ID) != EIE_AXI_ID_VALUE)
         return EIE_ENODEV;
-    if (WORD(EIE_AXI_CONFIG_ID) != EIE_CONFIG_ID || WORD(EIE_AXI_N_PES) != EIE_N_PES)
+    if (RD(EIE_AXI_CONFIG_ID) != EIE_CONFIG_ID || RD(EIE_AXI_N_PES) != EIE_N_PES)
         return EIE_ECONFIG;
     return EIE_OK;
 }
 
 uint32_t eie_reg_read(eie_dev *dev, uint32_t reg)
 {
-    return WORD(EIE_REGS_WINDOW + 4u * reg);
+    return RD(EIE_REGS_WINDOW + 4u * reg);
 }
 
 void eie_reg_write(eie_dev *dev, uint32_t reg, uint32_t value)
 {
-    WORD(EIE_REGS_WINDOW + 4u * reg) = value;
+    WR(EIE_REGS_WINDOW + 4u * reg, value);
 }
 
 static void set_addr(eie_dev *dev, uint32_t addr)
 {
     if (!dev->addr_known || dev->host_addr != addr)
-        WORD(EIE_AXI_HOST_ADDR) = addr;
+        WR(EIE_AXI_HOST_ADDR, addr);
     dev->host_addr = addr + 1u;
     dev->addr_known = 1;
 }
@@ -59,19 +69,19 @@ void eie_host_write(eie_dev *dev, uint32_t addr, uint64_t value)
 {
     uint32_t hi = (uint32_t)(value >> 32);
     if (!dev->hi_known || dev->wdata_hi != hi) {
-        WORD(EIE_AXI_WDATA_HI) = hi;
+        WR(EIE_AXI_WDATA_HI, hi);
         dev->wdata_hi = hi;
         dev->hi_known = 1;
     }
     set_addr(dev, addr);
-    WORD(EIE_AXI_DATA_LO) = (uint32_t)value;
+    WR(EIE_AXI_DATA_LO, (uint32_t)value);
 }
 
 int32_t eie_host_read32(eie_dev *dev, uint32_t addr)
 {
     uint32_t raw;
     set_addr(dev, addr);
-    raw = WORD(EIE_AXI_DATA_LO);
+    raw = RD(EIE_AXI_DATA_LO);
     /* activations are sign-extended and at most 32 bits wide: no RDATA_HI needed */
     return raw >= 0x80000000u ? -(int32_t)(~raw) - 1 : (int32_t)raw;
 }
