@@ -9,6 +9,7 @@ KU060, in the layout of :mod:`boards.vivado`::
       src/image/           the image directory's files, copied
       constraints/ese_ku060.xdc, constraints/ese_core_ooc.xdc
       project.json         what was written (part, clock, ESE config, frame rings, files)
+      sw/                  C header, C99 driver and the frame program (boards/sw.py)
 
 The AXI4-Lite host (:class:`rtl.axi_host.AxiHost`, docs/register-map.md) drives the
 engine's host port through its address/data register pair; the ESE top has the same
@@ -35,6 +36,7 @@ from rtl.ese_verilog import generate_ese
 
 from .ese_resources import slot_words_for
 from .ku060 import KU060Platform
+from .sw import write_sw
 from .vivado import _image_files, _write_files, run_vivado
 
 __all__ = ["ESEAxiHost", "write_ese_project", "BOARD_TOP", "CORE_TOP"]
@@ -128,6 +130,7 @@ def write_ese_project(out_dir, image_dir, run: bool = False, *, frame_slots: int
                            "config_id": config.config_id, **rings},
                  board_top=BOARD_TOP, core_top=CORE_TOP, engine="ESE",
                  generator="boards/ese_vivado.py")
+    write_sw(out, config, image, **rings)   # sw/: C header, C driver, the frame program
     if run:
         run_vivado(out)
     return out / "build.tcl"

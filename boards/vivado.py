@@ -16,6 +16,7 @@
       constraints/eie_ku060.xdc      pins + 200 MHz clock
       constraints/eie_core_ooc.xdc   clock on the core's ``clk`` port
       project.json         what was written (part, clock, config, files)
+      sw/                  C header of the register map, C99 driver (boards/sw.py)
 
 Reports land in ``BUILD_DIR/reports/`` when Vivado runs. See docs/boards.md.
 """
@@ -33,6 +34,7 @@ from rtl.axi_host import AxiHost
 from rtl.verilog import generate, rewrite_inits
 
 from .ku060 import PART, KU060Platform
+from .sw import write_sw
 from .top import JTAG_AXI_MODULE, BoardTop
 
 __all__ = ["write_project", "run_vivado", "BOARD_TOP", "CORE_TOP"]
@@ -253,6 +255,7 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
                  baked=image is not None, image_dir=image_dir, listed=listed,
                  manifest={"pin_file": None if pin_file is None else str(pin_file),
                            "config": config.to_dict(), "config_id": config.config_id})
+    write_sw(out, config, image)     # sw/: C header of the register map and the C driver
     if run:
         run_vivado(out)
     return out / "build.tcl"

@@ -565,22 +565,36 @@ def golden(image, x, output=None) -> dict:
                    [[layer.cycles for layer in c.layers] for c in cycles], result)
 
 
-def sim(image, x, output=None, *, waves=None) -> dict:
+def sim(image, x, output=None, *, waves=None, host: str = "port",
+        axi_stall: float = 0.0) -> dict:
     """``eie sim``: run the image on the RTL under Verilator; the fields of :func:`golden`,
     with measured cycles. An ESE image runs on the ESE RTL (``eie.lstm_api.sim_lstm``:
-    also ``model_cycles``, ``bit_exact`` and ``cycle_exact``); waves are EIE only."""
+    also ``model_cycles``, ``bit_exact`` and ``cycle_exact``); waves are EIE only.
+    ``host="axi"`` runs the host driver (``eie.driver``) on the design behind its AXI4-Lite
+    wrapper (``eie.axi_sim``) instead of the testbench on the core's host port, with
+    random backpressure ``axi_stall`` (stall probability per channel and cycle)."""
+    if host not in ("port", "axi"):
+        raise ValueError(f"host must be 'port' or 'axi', not {host!r}")
+    if host == "axi" and waves is not None:
+        raise ValueError("--waves is not supported with --host axi")
     path = None if output is None else check_output(output, image=image)
     loaded = load_image(image)
     if isinstance(loaded, LSTMImage):
         if waves is not None:
             raise ValueError("--waves is not supported for ESE images yet")
-        out = lstm_api.sim_lstm(loaded, x)
+        out = lstm_api.sim_lstm(loaded, x, host=host, axi_stall=axi_stall)
         if path is not None:
             write_npz(path, out)
         return out
     image, x, q_in = _inputs(image, x)
     with progress.stage(f"Verilator build and simulation of {len(q_in)} input(s)"):
-        result = runner.simulate(image, q_in, waves=waves)
+        if host == "axi":
+            from . import axi_sim  # Amaranth and cocotb only for this path
+
+            result = axi_sim.simulate_axi(image, q_in, stall=axi_stall)
+            result["cycles_total"] = result["cycles"]
+        else:
+            result = runner.simulate(image, q_in, waves=waves)
     return _result(path, image, x.shape[:-1], result["q"], result["cycles_total"],
                    result["cycles_per_layer"], golden_model.run(image, q_in))
 

@@ -235,6 +235,12 @@ def _add_rtl_commands(sub, fmt) -> None:
     p.add_argument("--input", required=True, metavar="X.npy")
     p.add_argument("-o", "--output", required=True, metavar="Y.npz")
     p.add_argument("--waves", metavar="FILE.fst", help="dump waveforms")
+    p.add_argument("--host", choices=("port", "axi"), default="port",
+                   help="port: testbench on the core's host port; axi: the host driver "
+                        "(eie.driver) over the AXI4-Lite wrapper, as on a board")
+    p.add_argument("--axi-stall", type=float, default=0.0, metavar="P",
+                   help="with --host axi: probability that the AXI master stalls each "
+                        "channel each cycle (random backpressure)")
 
     p = sub.add_parser("build", formatter_class=fmt, help="write a Vivado project",
                        epilog="example:\n  eie build --board ku060 --pes 4 --image img -o proj")
@@ -329,7 +335,8 @@ def _golden(args) -> None:
     if args.command == "golden":
         out = api.golden(args.image, args.input, args.output)
     else:
-        out = api.sim(args.image, args.input, args.output, waves=args.waves)
+        out = api.sim(args.image, args.input, args.output, waves=args.waves, host=args.host,
+                      axi_stall=args.axi_stall)
     args.output = npz_path(args.output)     # the file written: -o y writes y.npz
     if "saturation_stages" not in out:
         print(f"wrote {args.output}: y {list(out['y'].shape)}, "

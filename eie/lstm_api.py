@@ -131,7 +131,7 @@ def _golden(image, q_in):
     return result, lstm_cycles(image, q_in, matrices=matrices, result=result)
 
 
-def sim_lstm(image, x, output=None) -> dict:
+def sim_lstm(image, x, output=None, *, host: str = "port", axi_stall: float = 0.0) -> dict:
     """``eie sim`` of an ESE image: the frames through the ESE RTL under Verilator (one
     run per group of ``channels`` sequences, every frame loaded before the run starts).
 
@@ -139,14 +139,20 @@ def sim_lstm(image, x, output=None) -> dict:
     and ``cycles`` from the RTL, plus ``model_cycles`` (the cycle model's) and
     ``bit_exact``/``cycle_exact`` (RTL against golden). ``saturation`` and ``wraps`` are
     golden's counts for the same input (the RTL has no counters; it equals golden bit for
-    bit, which ``bit_exact`` checks).
+    bit, which ``bit_exact`` checks). ``host="axi"``: through the host driver on the
+    AXI4-Lite wrapper with the board's frame rings (``eie.axi_sim``).
     """
     image = as_lstm_image(image)
     x = load_sequence(x, image.n_in)
     single = x.ndim == 2
     q_in = quantize_sequence(x if not single else x[None], image.config)
     result, report = _golden(image, q_in)
-    rtl = simulate_lstm(image, q_in)
+    if host == "axi":       # the host driver over the AXI4-Lite wrapper (eie.axi_sim)
+        from .axi_sim import simulate_axi
+
+        rtl = simulate_axi(image, q_in, stall=axi_stall)
+    else:
+        rtl = simulate_lstm(image, q_in)
     per_matrix = np.array([[frame.per_matrix for frame in frames] for frames in report.frames],
                           np.int64)
     out = {
