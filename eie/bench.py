@@ -222,6 +222,33 @@ def _simulate_cases(cases, load: str = "backdoor", seconds: list | None = None):
     return results
 
 
+def compare_load(quick: bool = False) -> str:
+    """The nine ``eie bench eie`` RTL runs with each image load (host port, backdoor),
+    interleaved layer by layer on one build: a Markdown table of run seconds (the build
+    excluded). Not part of ``eie bench eie``: the host-port runs take many minutes."""
+    _quiet_packer()
+    config = eie_bench_config(quick)
+    rng = np.random.default_rng(0)
+    cases = [(spec, *_layer_case(spec, config, rng, 8 if quick else 1), None)
+             for spec in EIE_LAYERS]
+    _simulate_cases(cases[:1], load="backdoor")          # build (or reuse) first
+    lines = ["| layer | RTL cycles | host-port load: run s | backdoor load: run s |",
+             "|---|---|---|---|"]
+    total = {"host": 0.0, "backdoor": 0.0}
+    for case in cases:
+        row = {}
+        for load in ("host", "backdoor"):
+            seconds = []
+            row[load] = (_simulate_cases([case], load=load, seconds=seconds)[0], seconds[0])
+            total[load] += seconds[0]
+        if row["host"][0] != row["backdoor"][0]:
+            raise AssertionError(f"{case[0][0]}: the load paths give different cycles")
+        lines.append(f"| {case[0][0]} | {row['host'][0]} | {row['host'][1]:.1f} | "
+                     f"{row['backdoor'][1]:.1f} |")
+    lines.append(f"| all nine | | {total['host']:.1f} | {total['backdoor']:.1f} |")
+    return "\n".join(lines)
+
+
 def _queue_sweep(out: Path, quick: bool, image, q):
     """Alex-7 (the table's own case) at every queue depth, on the cycle model."""
     spec = EIE_LAYERS[1]

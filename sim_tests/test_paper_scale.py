@@ -1,7 +1,7 @@
 """Paper-scale RTL runs (64 PEs, EIE memory sizes): `make test-slow`, not in CI.
 
 Each EIE benchmark layer (random matrix and input with the paper's shape and densities)
-runs on the 64-PE array, loaded through the host port; the RTL must equal golden bit for
+runs on the 64-PE array, loaded by backdoor ($readmemh); the RTL must equal golden bit for
 bit and the cycle model cycle for cycle. `eie bench eie` reports the same runs as a table.
 """
 
