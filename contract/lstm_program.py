@@ -178,8 +178,8 @@ PEEPHOLE_SEL = 7
 class ChanSel(enum.IntEnum):
     """``addr[19:17]`` inside :attr:`ESERegion.CHANNEL`."""
 
-    IN_RING = 0     # input frames: slot s word w at s * x_words + w
-    OUT_RING = 1    # outputs: slot s word w at s * out_words + w (read only)
+    IN_RING = 0     # input frames: slot s word w at s * slot_words + w
+    OUT_RING = 1    # outputs: slot s word w at s * slot_words + w (read only)
     ACT = 2         # the activation memory
     CELL = 3        # the cell state (read only)
 
