@@ -188,9 +188,7 @@ def golden_lstm(image, x, output=None) -> dict:
     x = load_sequence(x, image.n_in)
     single = x.ndim == 2
     q_in = quantize_sequence(x if not single else x[None], image.config)
-    matrices = decode_matrices(image)
-    result = run_lstm(image, q_in, matrices=matrices, trace=True)
-    report = lstm_cycles(image, q_in, matrices=matrices, result=result)
+    result, report = _golden(image, q_in)
     per_matrix = np.array([[frame.per_matrix for frame in frames] for frames in report.frames],
                           np.int64)
     out = {
