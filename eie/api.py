@@ -42,7 +42,7 @@ from rtl.ese_verilog import generate_ese
 from sim_tests import runner
 
 from . import lstm_api, progress
-from .inputs import check_output, finite_float, read_input, write_npz
+from .inputs import check_output, finite_float, read_input, read_xy, write_npz
 from .inspect import image_stats, lstm_image_stats
 
 __all__ = ["pack", "pack_report", "PackWarning", "entries_per_word_that_fit", "golden", "sim",
@@ -333,18 +333,7 @@ def _read_data(data) -> tuple[str, np.ndarray, np.ndarray]:
     """The name for messages, ``x`` (float64 ``[N, n_in]``) and ``y`` of a ``.npz`` path (no
     pickles) or a mapping: int64 class labels ``[N]`` (an integer ``y``) or float64
     regression targets ``[N]`` / ``[N, n_out]`` (a float ``y``)."""
-    what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
-    if isinstance(data, (str, os.PathLike)):
-        try:
-            with np.load(data, allow_pickle=False) as npz:
-                data = {key: npz[key] for key in npz.files if key in ("x", "y")}
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{what}: not a readable .npz file of plain arrays ({exc})") \
-                from None
-    missing = [key for key in ("x", "y") if key not in data]
-    if missing:
-        raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
-    x, y = np.asarray(data["x"]), np.asarray(data["y"])
+    what, x, y = read_xy(data)
     if x.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != x.shape[0] or x.shape[0] < 2:
         raise ValueError(f"{what}: x must be [N, n_in] and y [N] (or [N, n_out] targets) "
                          f"with N >= 2, got x {list(x.shape)} and y {list(y.shape)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_input", "finite_float", "MAX_INPUT_BYTES", "npz_path", "check_output",
+__all__ = ["read_input", "read_xy", "finite_float", "MAX_INPUT_BYTES", "npz_path", "check_output",
            "write_npz"]
 
 #: Largest input array read (bytes), checked against the ``.npy`` header before loading.
@@ -161,3 +161,26 @@ def write_npz(path: Path, arrays: dict) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def read_xy(data) -> tuple[str, np.ndarray, np.ndarray]:
+    """The name for messages and the arrays ``x`` and ``y`` of a ``.npz`` path (loaded
+    without pickles) or a mapping; the caller checks their shapes.
+
+    Raises
+    ------
+    ValueError
+        Not a readable ``.npz`` of plain arrays, or ``x`` or ``y`` missing.
+    """
+    what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            with np.load(data, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files if key in ("x", "y")}
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{what}: not a readable .npz file of plain arrays ({exc})") \
+                from None
+    missing = [key for key in ("x", "y") if key not in data]
+    if missing:
+        raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
+    return what, np.asarray(data["x"]), np.asarray(data["y"])

@@ -28,6 +28,7 @@ from contract.config import ConfigError, EIEConfig
 from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
 
 from . import sweep_tasks
+from .inputs import read_xy
 from .sweep_tasks import CLOCK_HZ, RESOURCES
 
 __all__ = ["sweep", "SweepResult", "parse_list", "default_cache_dir", "EIE_FIELDS",
@@ -165,18 +166,7 @@ def _array_digest(a) -> bytes:
 def _read_data(data, lstm: bool, n_in: int):
     """``(x, y)`` of a ``.npz`` path or a mapping: ``x`` ``[N, n_in]`` (an MLP) or
     ``[N, T, n_in]`` (an LSTM), ``y`` integer class labels or float targets ``[N, ...]``."""
-    what = str(data) if isinstance(data, (str, os.PathLike)) else "data"
-    if isinstance(data, (str, os.PathLike)):
-        try:
-            with np.load(data, allow_pickle=False) as npz:
-                data = {k: npz[k] for k in npz.files if k in ("x", "y")}
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{what}: not a readable .npz file of plain arrays ({exc})") \
-                from None
-    missing = [k for k in ("x", "y") if k not in data]
-    if missing:
-        raise ValueError(f"{what}: needs arrays x and y; missing {', '.join(missing)}")
-    x, y = np.asarray(data["x"]), np.asarray(data["y"])
+    what, x, y = read_xy(data)
     rank = 3 if lstm else 2
     if (x.ndim != rank or x.shape[-1] != n_in or len(x) < 1 or y.shape[:1] != x.shape[:1]
             or not np.issubdtype(x.dtype, np.number)
