@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from .errors import ConfigError
 from .host_map import HOST_DATA_BITS, MAX_HOST_DEPTH, MAX_HOST_PES, OFFSET_BITS
 
-__all__ = ["EIEConfig", "ConfigError", "clog2", "check_fields"]
+__all__ = ["EIEConfig", "ConfigError", "MAX_BROADCAST_WIDTH", "clog2", "check_fields"]
+
+#: Largest broadcast width ``B`` (lanes of the LNZD, pointer reads per PE per cycle).
+MAX_BROADCAST_WIDTH = 8
 
 
 def check_fields(cls, data, what: str) -> None:
@@ -65,6 +68,12 @@ class EIEConfig:
     act_bits, act_frac : activation fixed-point format (signed).
     codebook_bits : codebook value width (signed); fraction bits are per layer.
     acc_bits : accumulator width; accumulation wraps modulo ``2**acc_bits``.
+    broadcast_width : ``B``, non-zero activations the LNZD broadcasts per cycle (from one
+        activation row); each PE reads ``B`` columns' pointers per cycle and queues the
+        non-empty ones (docs/architecture.md, "Broadcast width"). ``B = 1`` is EIE. It does
+        not change an image's contents, only the schedule; it is left out of
+        ``to_dict`` (and so of ``config_id``) at 1, so configs from before it existed keep
+        their identifiers.
     """
 
     n_pes: int = 4
@@ -84,6 +93,7 @@ class EIEConfig:
     act_frac: int = 8
     codebook_bits: int = 16
     acc_bits: int = 32
+    broadcast_width: int = 1
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -93,7 +103,7 @@ class EIEConfig:
         positive = ("n_pes", "queue_depth", "weight_bits", "index_bits", "entries_per_word",
                     "pointer_bits", "spmat_depth", "ptr_depth", "act_depth", "acc_depth",
                     "bias_depth", "max_layers", "max_tiles", "act_bits", "codebook_bits",
-                    "acc_bits")
+                    "acc_bits", "broadcast_width")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
@@ -107,6 +117,14 @@ class EIEConfig:
                 f"({self.act_bits}+{self.codebook_bits} bits)")
         if self.acc_bits > 62:
             raise ConfigError(f"acc_bits must be at most 62, not {self.acc_bits}")
+        if self.broadcast_width > MAX_BROADCAST_WIDTH:
+            raise ConfigError(f"broadcast_width must be at most {MAX_BROADCAST_WIDTH}, not "
+                              f"{self.broadcast_width}")
+        if self.broadcast_width > min(self.n_pes, self.queue_depth):
+            raise ConfigError(
+                f"broadcast_width ({self.broadcast_width}) must not exceed n_pes "
+                f"({self.n_pes}) or queue_depth ({self.queue_depth}): a row has n_pes "
+                f"activations and a queue takes at most queue_depth columns in a cycle")
         if self.pointer_bits > 32:
             raise ConfigError(f"pointer_bits must be at most 32, not {self.pointer_bits}")
         # What the RTL relies on, checked here so that the compiler and golden model never
@@ -196,7 +214,12 @@ class EIEConfig:
 
     # ---- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["broadcast_width"] == 1:
+            # Added after the image format was fixed: at EIE's value it is left out, so
+            # every earlier config keeps its dict and its config_id.
+            del data["broadcast_width"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> EIEConfig:

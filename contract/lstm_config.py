@@ -59,6 +59,9 @@ class ESEConfig:
             if value < 1:
                 raise ConfigError(f"{f.name} must be a positive integer, not {value!r}")
         ch = self.channel
+        if ch.broadcast_width != 1:
+            raise ConfigError(f"channel broadcast_width must be 1 (the ESE array broadcasts one "
+                              f"column per cycle), not {ch.broadcast_width}")
         if ch.acc_depth % 4:
             raise ConfigError(f"channel acc_depth must be a multiple of 4 (a gate tile holds "
                               f"whole cells of 4 gate rows), not {ch.acc_depth}")

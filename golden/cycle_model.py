@@ -46,7 +46,8 @@ class Span:
     stalls : cycles the broadcast waited for a PE that could not accept (sum over non-zero
         slots of ``b_m - (b_{k-1} + 1)``).
     broadcasts : ``M``, non-zero activations broadcast.
-    slots : broadcast slots (non-zero slots plus one per all-zero activation row).
+    slots : broadcast slots (non-zero slots plus one per all-zero activation row); with
+        ``B > 1`` a slot is a cycle's group of up to ``B`` non-zeros.
     columns, broadcast_cycles, pop_cycles : only with ``trace=True``: int64 [M] column
         ``j_m`` and cycle ``b_m`` of each non-zero broadcast, int64 [n_pes, M] the cycle
         ``s[p, m]`` PE ``p`` pops it, -1 where the column is empty in PE ``p`` (never
@@ -78,7 +79,7 @@ class Span:
 
 
 def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
-                 trace: bool = False) -> Span:
+                 trace: bool = False, broadcast_width: int = 1) -> Span:
     """Evaluate the compute-phase schedule of one tile.
 
     Parameters
@@ -88,7 +89,12 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
         holds ``j = l * n_pes + p``); only their zero/non-zero pattern matters.
     queue_depth : ``D``, the activation-queue depth.
     trace : also return the per-broadcast cycles (for debugging the RTL against the model).
+    broadcast_width : ``B``, non-zero activations broadcast per cycle (docs/architecture.md,
+        "Broadcast width"); 1 is EIE and uses the closed form below, wider ones
+        :func:`_wide_span`.
     """
+    if broadcast_width != 1:
+        return _wide_span(lengths, activations, queue_depth, broadcast_width, trace)
     lengths = np.asarray(lengths, np.int64)
     n = lengths.shape[0]
     act = np.asarray(activations)
@@ -170,6 +176,96 @@ def compute_span(lengths: np.ndarray, activations: np.ndarray, queue_depth: int,
     return span
 
 
+def _wide_span(lengths, activations, queue_depth: int, width: int, trace: bool) -> Span:
+    """The compute phase with ``B = width`` broadcast lanes, one group per cycle.
+
+    docs/architecture.md ("Broadcast width"): the scan takes, in cycle ``b``, the next
+    ``k = min(B, left, R)`` non-zeros of the current row, where ``left`` is what the row
+    has left and ``R = min_p room[p](b)``, ``room = D - queued - pending``: ``queued`` the
+    non-empty columns of PE ``p`` broadcast by ``b - 2`` and not popped by ``b``
+    (``s > b``), ``pending`` the size of the group of cycle ``b - 1``. Nothing goes while
+    ``R = 0``. With ``B = 1`` this is the closed form of :func:`compute_span` (a test
+    checks the two agree). The loop is over groups, jumping over stalls: once the group of
+    ``b - 1`` has left its pointer stage, ``R >= 1`` first holds in the cycle of the
+    ``D``-th most recent pop.
+    """
+    lengths = np.asarray(lengths, np.int64)
+    n = lengths.shape[0]
+    act = np.asarray(activations)
+    if act.size % n:
+        raise ValueError(f"activations ({act.size}) are not whole rows of {n}")
+    depth, width = int(queue_depth), int(width)
+    nz = act.reshape(-1, n) != 0
+    js = np.flatnonzero(nz.reshape(-1))
+    m_total = int(js.size)
+    lens_t = np.ascontiguousarray(lengths[:, js].T)              # [M, n]
+    busy = lens_t.sum(axis=0) if m_total else np.zeros(n, np.int64)
+    # pops[p, r]: pop cycle of PE p's r-th non-empty column; queued[p] of them so far.
+    pops = np.full((n, m_total + 1), -1, np.int64)
+    queued = np.zeros(n, np.int64)
+    before_last = np.zeros(n, np.int64)      # queued[] before the last group
+    lanes = np.arange(1, depth + 1)
+    rows_pe = np.arange(n)[:, None]
+    end = np.zeros(n, np.int64)
+    b_prev, g_prev = -1, 0                   # the last group's cycle and size
+    free, last_slot, stalls, groups = 0, -1, 0, 0
+    b_of = np.zeros(m_total, np.int64)
+    pop_of = np.full((n, m_total), -1, np.int64) if trace else None
+
+    def outstanding(top, b):
+        """[n] pops after cycle b among each PE's D most recent columns below rank top."""
+        idx = top[:, None] - lanes
+        window = np.where(idx >= 0, pops[rows_pe, np.maximum(idx, 0)], -1)
+        return (window > b).sum(axis=1)
+
+    m = 0
+    for row_has in nz.any(axis=1):
+        if not row_has:
+            last_slot, free = free, free + 1
+            continue
+        row_end = m + int(np.count_nonzero(nz[js[m] // n]))
+        while m < row_end:
+            b = free
+            while True:
+                if b == b_prev + 1:
+                    room = depth - g_prev - outstanding(before_last, b)
+                    if room.min() >= 1:
+                        break
+                    b += 1
+                    continue
+                # The last group is queued too: R >= 1 from the D-th most recent pop on.
+                idx = queued - depth
+                dth = np.where(idx >= 0, pops[np.arange(n), np.maximum(idx, 0)], -1)
+                b = max(b, int(dth.max()))
+                room = depth - outstanding(queued, b)
+                break
+            k = min(width, row_end - m, int(room.min()))
+            stalls += b - free
+            before_last = queued.copy()
+            for c in range(m, m + k):
+                length = lens_t[c]
+                nonempty = length > 0
+                s = np.maximum(end, b + 2)
+                rows = np.flatnonzero(nonempty)
+                pops[rows, queued[rows]] = s[rows]
+                if trace:
+                    pop_of[rows, c] = s[rows]
+                queued += nonempty
+                end = np.where(nonempty, s + length, end)
+                b_of[c] = b
+            m += k
+            b_prev, g_prev, groups = b, k, groups + 1
+            last_slot, free = b, b + 1
+    compute = last_slot + 1
+    if m_total:
+        compute = max(compute, b_prev + 2, int(end.max()))
+    n_empty = int((~nz.any(axis=1)).sum())
+    span = Span(int(compute), busy.astype(np.int64), int(stalls), m_total, groups + n_empty)
+    if trace:
+        span.columns, span.broadcast_cycles, span.pop_cycles = js, b_of, pop_of
+    return span
+
+
 @dataclass
 class TileCycles:
     """Cycles of one tile: ``PRE + out_local + compute + DRAIN + out_local + POST``."""
@@ -247,7 +343,8 @@ def cycles(image: PackedImage, q_in, tiles: list[Tile] | None = None,
         desc = tile.desc
         width = desc.in_local * n
         acts = result.layer_inputs[tile.layer][:width]
-        span = compute_span(tile.lengths, acts, image.config.queue_depth, trace=trace)
+        span = compute_span(tile.lengths, acts, image.config.queue_depth, trace=trace,
+                            broadcast_width=image.config.broadcast_width)
         total = (pipe["PRE"] + desc.out_local + span.compute + pipe["DRAIN"]
                  + desc.out_local + pipe["POST"])
         per_layer.setdefault(tile.layer, []).append(

@@ -36,6 +36,9 @@ def test_defaults_are_paper_pe_parameters():
                              "offset field), not 262144"),
     ("act_depth", (1 << 17) + 1, "act_depth must be at most 2**17"),
     ("max_layers", 1 << 14, "max_layers * 2**weight_bits must be at most 2**17"),
+    ("broadcast_width", 0, "broadcast_width must be a positive integer, not 0"),
+    ("broadcast_width", 9, "broadcast_width must be at most 8, not 9"),
+    ("broadcast_width", 5, "broadcast_width (5) must not exceed n_pes (4) or queue_depth (8)"),
 ])
 def test_invalid_fields(field, value, message):
     with pytest.raises(ConfigError) as info:
@@ -55,6 +58,16 @@ def test_roundtrip_and_id(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         EIEConfig.load(path)
+
+
+def test_broadcast_width_keeps_eie_ids():
+    # config_id of the default and paper configs before broadcast_width existed (computed
+    # at f32e3bb): images packed then still load.
+    assert (EIEConfig().config_id, EIEConfig.paper().config_id) == (3679259727, 175707497)
+    assert "broadcast_width" not in EIEConfig().to_dict()
+    wide = EIEConfig(broadcast_width=2)
+    assert wide.to_dict()["broadcast_width"] == 2 and wide.config_id != 3679259727
+    assert EIEConfig.from_dict(wide.to_dict()) == wide
 
 
 def test_descriptor_roundtrip_and_overflow():

@@ -192,6 +192,87 @@ def test_empty_columns_cost_no_cycle():
     assert span.compute == 2 + 60 and span.stalls == 0
 
 
+def naive_span_wide(lengths, activations, depth, width):
+    """``naive_span`` with ``width`` broadcast lanes: by stepping the clock, each cycle
+    takes the largest ``k <= width`` next non-zeros of the current row such that every
+    PE's queue, counting the previous cycle's group in its pointer stage, has room for
+    ``k`` more. Returns (compute, busy, stalls, broadcast cycles, pop cycles [n][M])."""
+    n = len(lengths)
+    rows = []
+    for l in range(len(activations) // n):
+        rows.append([l * n + p for p in range(n) if activations[l * n + p] != 0])
+    queues = [deque() for _ in range(n)]
+    pointer_stage = []                         # broadcasts accepted in the last cycle
+    columns, written = [], []
+    popped = [[] for _ in range(n)]
+    busy_until, busy = [0] * n, [0] * n
+    row, left = 0, list(rows[0]) if rows else []
+    stalls = cycle = 0
+    while True:
+        scanning = row < len(rows)
+        if (not scanning and all(not q for q in queues) and not pointer_stage
+                and all(b <= cycle for b in busy_until)):
+            return cycle, busy, stalls, written, popped
+        pops = [busy_until[p] <= cycle and bool(queues[p]) for p in range(n)]
+        room = min(depth - (len(queues[p]) - pops[p] + len(pointer_stage)) for p in range(n))
+        accepted = []
+        if scanning:
+            k = min(width, len(left), max(room, 0))
+            if left and k == 0:
+                stalls += 1
+            for j in left[:k]:
+                accepted.append(len(columns))
+                columns.append(j)
+                written.append(cycle)
+                for p in range(n):
+                    popped[p].append(-1)
+            left = left[k:]
+            if not left:                         # the row is done (an empty row: 1 cycle)
+                row += 1
+                left = list(rows[row]) if row < len(rows) else []
+        for p in range(n):
+            q = queues[p]
+            if pops[p]:
+                m = q.popleft()
+                popped[p][m] = cycle
+                busy_until[p] = cycle + lengths[p][columns[m]]
+                busy[p] += lengths[p][columns[m]]
+            for m in pointer_stage:
+                if lengths[p][columns[m]] > 0:
+                    q.append(m)
+            assert len(q) <= depth
+        pointer_stage = accepted
+        cycle += 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_wide_span_matches_naive_simulator(width):
+    rng = np.random.default_rng(99 + width)
+    for case in range(300):
+        lengths, acts, depth = random_case(rng)
+        n = lengths.shape[0]
+        if width > min(n, depth):
+            continue
+        span = compute_span(lengths, acts, depth, trace=True, broadcast_width=width)
+        c, busy, stalls, written, popped = naive_span_wide(lengths.tolist(), acts.tolist(),
+                                                           depth, width)
+        assert (span.compute, span.busy.tolist(), span.stalls) == (c, busy, stalls), case
+        assert span.broadcast_cycles.tolist() == written, case
+        assert span.pop_cycles.tolist() == popped, case
+
+
+def test_wide_hand_example():
+    # N = 2, D = 2, B = 2, rows [5, -2] and [7, 0] (docs/architecture.md, "Broadcast
+    # width"): j = 0, 1 go together in cycle 0; j = 2 waits in cycle 1 (PE 0 would have
+    # 0 + 2 pending = D) and goes in cycle 2, when PE 0 pops j = 0.
+    lengths = np.array([[1, 1, 2, 0], [2, 0, 1, 0]])
+    span = compute_span(lengths, np.array([5, -2, 7, 0]), 2, trace=True, broadcast_width=2)
+    assert span.broadcast_cycles.tolist() == [0, 0, 2]
+    assert span.pop_cycles.tolist() == [[2, 3, 4], [2, -1, 4]]
+    assert (span.compute, span.stalls, span.slots) == (6, 1, 2)
+    assert span.busy.tolist() == [4, 3]
+
+
 def test_compute_span_matches_naive_simulator():
     rng = np.random.default_rng(1234)
     for case in range(400):
