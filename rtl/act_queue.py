@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Array, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .common import validating
 
-__all__ = ["ActQueue"]
+__all__ = ["ActQueue", "WideActQueue"]
 
 
 class ActQueue(wiring.Component):
@@ -85,4 +85,94 @@ class ActQueue(wiring.Component):
             fifo.r_en.eq(self.o.ready),
             self.level.eq(fifo.level),
         ]
+        return m
+
+
+class WideActQueue(wiring.Component):
+    """:class:`ActQueue` that takes up to ``lanes`` entries per cycle (broadcast width).
+
+    The lanes of ``i`` that are valid (any subset; the PE drives the non-empty columns of
+    the group in its pointer stage) are written in lane order behind the queue's tail in
+    one cycle. The storage is a register file of ``depth`` entries (``depth`` is a queue
+    depth, 1 to a few dozen), read combinationally at the head. Timing as for
+    :class:`ActQueue`: written in ``b``, visible on ``o`` from ``b + 1``; ``o.ready``
+    pops at the end of the cycle. There is no ``ready`` on ``i``: the writer must keep
+    ``level - pop + written <= depth`` (the PE's accept rule does); ``overflow`` shows a
+    write that breaks it, for the tests.
+
+    Parameters
+    ----------
+    layout : data.Layout
+    depth : int
+    lanes : int
+        Writes per cycle, at least 1.
+
+    Members
+    -------
+    i_valid : In(lanes)
+    i_payload : In(ArrayLayout(layout, lanes))
+    o : Out(stream.Signature(layout))
+    level : Out(range(depth + 1))
+        Entries held at the start of the cycle.
+    overflow : Out(1)
+        The writes of this cycle do not fit (a contract violation by the writer).
+
+    Raises
+    ------
+    TypeError
+        ``layout`` is not a data layout, or ``depth``/``lanes`` is not a positive integer.
+    """
+
+    def __init__(self, *, layout, depth, lanes):
+        with validating(self):
+            if not isinstance(layout, data.Layout):
+                raise TypeError(f"Queue layout must be a data.Layout, not {layout!r}")
+            for what, value in (("Queue depth", depth), ("Queue lanes", lanes)):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise TypeError(f"{what} must be a positive integer, not {value!r}")
+            self._layout, self._depth, self._lanes = layout, depth, lanes
+            super().__init__({
+                "i_valid": In(lanes),
+                "i_payload": In(data.ArrayLayout(layout, lanes)),
+                "o": Out(stream.Signature(layout)),
+                "level": Out(range(depth + 1)),
+                "overflow": Out(1),
+            })
+
+    @property
+    def depth(self):
+        return self._depth
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        depth, lanes = self._depth, self._lanes
+        slots = Array(Signal(self._layout, name=f"slot{d}") for d in range(depth))
+        head = Signal(range(depth), name="head")
+        level = Signal(range(depth + 1), name="level_q")
+        pop = self.o.valid & self.o.ready
+        m.d.comb += [self.level.eq(level), self.o.valid.eq(level != 0),
+                     self.o.payload.eq(slots[head])]
+
+        def wrap(value):
+            return Mux(value >= depth, value - depth, value)
+
+        # Lane i goes to tail + (valid lanes before i); tail = head + level (mod depth).
+        tail = Signal(range(depth), name="tail")
+        m.d.comb += tail.eq(wrap(head + level))
+        offset = 0
+        for lane in range(lanes):
+            position = Signal(range(depth), name=f"position{lane}")
+            m.d.comb += position.eq(wrap(tail + offset) if lanes > 1 else tail)
+            with m.If(self.i_valid[lane]):
+                m.d.sync += slots[position].eq(self.i_payload[lane])
+            offset = offset + self.i_valid[lane]
+        written = Signal(range(lanes + 1), name="written")
+        m.d.comb += [written.eq(offset), self.overflow.eq(level - pop + written > depth)]
+        m.d.sync += level.eq(level + written - pop)
+        with m.If(pop):
+            m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
         return m

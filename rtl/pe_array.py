@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from contract.host_map import HOST_DATA_BITS, OFFSET_BITS, PE_SHIFT, REGION_SHIFT, MemSel
 
 from .common import HostWrite, check_config, check_image, pe_init, tile_layout, validating
-from .lnzd import RowScanner
+from .lnzd import RowScanner, WideRowScanner
 from .pe import PE
 
 __all__ = ["PEArray", "PE_LATENCIES", "check_pe_class"]
@@ -147,14 +147,25 @@ class PEArray(wiring.Component):
             pe = self._pe_class(config=cfg, init=init)
             m.submodules[f"pe{p}"] = pe
             pes.append(pe)
-        m.submodules.scanner = scanner = RowScanner(n_pes=n, act_bits=cfg.act_bits,
-                                                    depth=cfg.act_depth)
+        lanes = cfg.broadcast_width
+        if lanes == 1:
+            scanner = RowScanner(n_pes=n, act_bits=cfg.act_bits, depth=cfg.act_depth)
+        else:
+            scanner = WideRowScanner(n_pes=n, act_bits=cfg.act_bits, depth=cfg.act_depth,
+                                     width=lanes)
+        m.submodules.scanner = scanner
         # The last elaboration's blocks, for white-box checks in the tests.
         self._blocks = {"pes": pes, "scanner": scanner}
 
-        all_ready = Signal(name="all_ready")
+        # With B lanes, all_ready[i]: every PE has room for i + 1 columns (a thermometer,
+        # as each PE's ready is); lane i goes to the PEs only then, so all take the same.
+        all_ready = Signal(lanes, name="all_ready")
+        if lanes == 1:
+            m.d.comb += all_ready.eq(Cat(pe.act_in.ready for pe in pes).all())
+        else:
+            for lane in range(lanes):
+                m.d.comb += all_ready[lane].eq(Cat(pe.act_in.ready[lane] for pe in pes).all())
         m.d.comb += [
-            all_ready.eq(Cat(pe.act_in.ready for pe in pes).all()),
             self.all_idle.eq(Cat(pe.idle for pe in pes).all()),
             self.scan_running.eq(scanner.running),
             scanner.start.eq(self.scan_start),
@@ -163,10 +174,14 @@ class PEArray(wiring.Component):
         ]
         host_bank = self.host_sel == MemSel.ACT1
         for p, pe in enumerate(pes):
+            if lanes == 1:
+                payload = [pe.act_in.payload.value.eq(scanner.o.payload.value),
+                           pe.act_in.payload.index.eq(scanner.o.payload.index)]
+            else:
+                payload = [pe.act_in.payload.eq(scanner.o.payload)]
             m.d.comb += [
                 pe.act_in.valid.eq(scanner.o.valid & all_ready),
-                pe.act_in.payload.value.eq(scanner.o.payload.value),
-                pe.act_in.payload.index.eq(scanner.o.payload.index),
+                *payload,
                 pe.tile.eq(self.tile),
                 pe.preload_en.eq(self.preload_en),
                 pe.preload_row.eq(self.preload_row),
