@@ -169,19 +169,22 @@ def row_order(costs, config: EIEConfig, mask=None) -> list[int]:
     h = np.arange(n_out)
     home = (h // rpt) * n + h % n                        # (tile, PE) set of hardware row h
     caps = np.bincount(home, minlength=-(-n_out // rpt) * n)
-    # Three starts, each improved by swaps within its tiles; the least busy wins (ties: the
-    # first). With few, coarse rows the proportional tile split can be the worse one, and
-    # keeping the default and plain LPT as starts means neither is ever beaten.
+    # Three starts: the proportional one, plain LPT and the default. A start is improved by
+    # swaps within its tiles only if it begins below the best so far (the others rarely
+    # do; with few coarse rows the proportional tile split can be the worse one), so the
+    # result is never busier than the default or plain LPT.
     best = None
     for start in (_proportional_start(costs, caps, n), _lpt_start(costs, caps), home.copy()):
-        busiest = 0
-        for t in range(caps.size // n):
-            rows = np.flatnonzero(start // n == t)
+        tiles = [np.flatnonzero(start // n == t) for t in range(caps.size // n)]
+        loads = [np.bincount(start[rows] % n, costs[rows], n).astype(np.int64)
+                 for rows in tiles]
+        if best is not None and sum(int(load.max()) for load in loads) >= best[0]:
+            continue
+        for t, (rows, load) in enumerate(zip(tiles, loads, strict=True)):
             where = start[rows] % n
-            load = np.bincount(where, weights=costs[rows], minlength=n).astype(np.int64)
             _improve(costs[rows], where, load)
             start[rows] = t * n + where
-            busiest += int(load.max())
+        busiest = sum(int(load.max()) for load in loads)
         if best is None or busiest < best[0]:
             best = busiest, start
     gid = best[1]
