@@ -18,6 +18,9 @@ tile gets heavy and light rows alike); per tile, seed greedily, heaviest row fir
 set with the least *projected* final load (its load plus its remaining free slots times the
 mean cost of the rows still to deal), which hands the sets with more slots the lighter
 rows; then swap rows between the most loaded set and any other while a swap lowers it.
+Plain LPT and the default layout are kept as starts, so the result is never busier than
+either on ``costs``. Given the layer's non-zeros, a last bounded pass makes the same swaps
+on the sets' exact entries, padding included.
 """
 
 from __future__ import annotations
