@@ -57,10 +57,92 @@ def test_balanced_image_computes_the_same_outputs_bit_for_bit():
 
 
 def test_balanced_rows_lower_the_busiest_pe():
+    # A tile's cycles follow its busiest PE: sum the tiles' busiest PEs over the layers.
     layers = _mlp(3)
-    plain, balanced = pack(layers, CONFIG), pack(layers, CONFIG, balance_rows=True)
-    busiest = [max(pe["entries"] for pe in image.stats["pes"]) for image in (plain, balanced)]
+    q = _inputs(4, layers[0].n_in)[0]
+    busiest = [sum(int(t.span.busy.max()) for layer in golden.cycles(image, q).layers
+                   for t in layer.tiles)
+               for image in (pack(layers, CONFIG), pack(layers, CONFIG, balance_rows=True))]
     assert busiest[1] < busiest[0]
+
+
+def _set_loads(order, costs, config):
+    """Cost sum of every (tile, PE) set, [tiles, PEs], the layout of docs/image-format.md."""
+    h = np.arange(len(order))
+    home = (h // config.rows_per_tile) * config.n_pes + h % config.n_pes
+    n_sets = -(-len(order) // config.rows_per_tile) * config.n_pes
+    loads = np.bincount(home, np.asarray(costs)[order], minlength=n_sets)
+    return loads.reshape(-1, config.n_pes).astype(np.int64)
+
+
+def _old_lpt(costs, config):
+    """The first --balance-rows algorithm: plain LPT over the slot sets (for comparison)."""
+    n, rpt = config.n_pes, config.rows_per_tile
+    slots = {}
+    for h in range(len(costs)):
+        slots.setdefault((h // rpt, h % n), []).append(h)
+    loads = {key: 0 for key in slots}
+    dealt = {key: [] for key in slots}
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        key = min((k for k in slots if len(dealt[k]) < len(slots[k])),
+                  key=lambda k: (loads[k], k))
+        dealt[key].append(i)
+        loads[key] += costs[i]
+    order = [0] * len(costs)
+    for key, rows in dealt.items():
+        for h, i in zip(slots[key], sorted(rows), strict=True):
+            order[h] = i
+    return order
+
+
+def _check_layout(order, config):
+    """A permutation whose every PE's rows of a tile rise in model order."""
+    assert sorted(order) == list(range(len(order)))
+    rpt, n = config.rows_per_tile, config.n_pes
+    for t0 in range(0, len(order), rpt):
+        for p in range(n):
+            rows = order[t0 + p:t0 + rpt:n]
+            assert rows == sorted(rows)
+
+
+def test_row_order_gives_the_sets_with_more_slots_the_light_rows():
+    # 2 PEs, 5 rows in one tile: PE 0 holds 3, PE 1 holds 2. Costs 4, 4, 4, 3, 3 (sum 18)
+    # split best as {4, 4} | {4, 3, 3} -> max 10 (the optimum: PE 0's three rows weigh
+    # at least 3 + 3 + 4). Plain LPT deals 4 | 4, 4 -> PE 0 (tie, lower PE), 3 -> PE 1,
+    # 3 -> PE 0: {4, 4, 3} | {4, 3} -> max 11.
+    config = EIEConfig(n_pes=2, acc_depth=3)
+    costs = [4, 4, 4, 3, 3]
+    assert _set_loads(_old_lpt(costs, config), costs, config).max() == 11
+    order = row_order(costs, config)
+    _check_layout(order, config)
+    assert sorted(_set_loads(order, costs, config)[0]) == [8, 10]
+
+
+def test_row_order_swaps_to_a_perfect_partition_plain_lpt_misses():
+    # 3 PEs x 3 slots, costs 7 7 6 5 4 4 3 2 1 (sum 39): {7 4 2} {7 5 1} {6 4 3} is a
+    # perfect 13 | 13 | 13. Plain LPT: 7 | 7 | 6; 5 -> C (11); 4 -> A, 4 -> B (11 each);
+    # 3 -> A (tie, lowest: 14, full); 2 -> B (13); 1 -> C (12): max 14.
+    config = EIEConfig(n_pes=3, acc_depth=3)
+    costs = [7, 7, 6, 5, 4, 4, 3, 2, 1]
+    assert _set_loads(_old_lpt(costs, config), costs, config).max() > 13
+    order = row_order(costs, config)
+    _check_layout(order, config)
+    assert _set_loads(order, costs, config).max() == 13
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_row_order_never_loses_to_the_default_layout(seed):
+    rng = np.random.default_rng(seed)
+    n_pes = int(rng.integers(2, 9))
+    config = EIEConfig(n_pes=n_pes, acc_depth=int(rng.integers(1, 6)))
+    n_out = int(rng.integers(1, 4 * config.rows_per_tile))
+    costs = rng.integers(0, 50, n_out) * (rng.random(n_out) < 0.7)
+    order = row_order(costs, config)
+    _check_layout(order, config)
+    busiest = _set_loads(order, costs, config).max(axis=1).sum()
+    default = _set_loads(list(range(n_out)), costs, config).max(axis=1).sum()
+    assert busiest <= default
+    assert busiest <= _set_loads(_old_lpt(costs, config), costs, config).max(axis=1).sum()
 
 
 def test_row_order_deals_heaviest_rows_apart():
