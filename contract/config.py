@@ -125,6 +125,10 @@ class EIEConfig:
                 f"broadcast_width ({self.broadcast_width}) must not exceed n_pes "
                 f"({self.n_pes}) or queue_depth ({self.queue_depth}): a row has n_pes "
                 f"activations and a queue takes at most queue_depth columns in a cycle")
+        if self.queue_depth % self.broadcast_width:
+            raise ConfigError(
+                f"queue_depth ({self.queue_depth}) must be a multiple of broadcast_width "
+                f"({self.broadcast_width}): the queue is broadcast_width interleaved banks")
         if self.pointer_bits > 32:
             raise ConfigError(f"pointer_bits must be at most 32, not {self.pointer_bits}")
         # What the RTL relies on, checked here so that the compiler and golden model never

@@ -6,6 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .common import validating
@@ -93,17 +94,23 @@ class WideActQueue(wiring.Component):
 
     The lanes of ``i`` that are valid (any subset; the PE drives the non-empty columns of
     the group in its pointer stage) are written in lane order behind the queue's tail in
-    one cycle. The storage is a register file of ``depth`` entries (``depth`` is a queue
-    depth, 1 to a few dozen), read combinationally at the head. Timing as for
-    :class:`ActQueue`: written in ``b``, visible on ``o`` from ``b + 1``; ``o.ready``
-    pops at the end of the cycle. There is no ``ready`` on ``i``: the writer must keep
-    ``level - pop + written <= depth`` (the PE's accept rule does); ``overflow`` shows a
-    write that breaks it, for the tests.
+    one cycle. Timing as for :class:`ActQueue`: written in ``b``, visible on ``o`` from
+    ``b + 1``; ``o.ready`` pops at the end of the cycle. There is no ``ready`` on ``i``:
+    the writer must keep ``level - pop + written <= depth`` (the PE's accept rule does);
+    ``overflow`` shows a write that breaks it, for the tests.
+
+    Storage: ``lanes`` interleaved banks of ``depth / lanes`` entries, queue position
+    ``P`` in bank ``P mod lanes`` at ``P // lanes``, each bank a memory with one write
+    port and one asynchronous read port (LUT-RAM, as :class:`ActQueue`'s FIFO). The
+    ``lanes`` positions written in one cycle are consecutive, so each bank takes at most
+    one write a cycle; the head is read from every bank at ``head // lanes`` and taken
+    from bank ``head mod lanes``.
 
     Parameters
     ----------
     layout : data.Layout
     depth : int
+        A multiple of ``lanes`` (``EIEConfig`` enforces it for the PE).
     lanes : int
         Writes per cycle, at least 1.
 
@@ -121,6 +128,8 @@ class WideActQueue(wiring.Component):
     ------
     TypeError
         ``layout`` is not a data layout, or ``depth``/``lanes`` is not a positive integer.
+    ValueError
+        ``depth`` is not a multiple of ``lanes``.
     """
 
     def __init__(self, *, layout, depth, lanes):
@@ -130,6 +139,9 @@ class WideActQueue(wiring.Component):
             for what, value in (("Queue depth", depth), ("Queue lanes", lanes)):
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise TypeError(f"{what} must be a positive integer, not {value!r}")
+            if depth % lanes:
+                raise ValueError(f"Queue depth ({depth}) must be a multiple of its lanes "
+                                 f"({lanes})")
             self._layout, self._depth, self._lanes = layout, depth, lanes
             super().__init__({
                 "i_valid": In(lanes),
@@ -150,28 +162,42 @@ class WideActQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth, lanes = self._depth, self._lanes
-        slots = Array(Signal(self._layout, name=f"slot{d}") for d in range(depth))
+        rows = depth // lanes
         head = Signal(range(depth), name="head")
         level = Signal(range(depth + 1), name="level_q")
         pop = self.o.valid & self.o.ready
-        m.d.comb += [self.level.eq(level), self.o.valid.eq(level != 0),
-                     self.o.payload.eq(slots[head])]
 
         def wrap(value):
             return Mux(value >= depth, value - depth, value)
 
-        # Lane i goes to tail + (valid lanes before i); tail = head + level (mod depth).
+        # Lane i goes to position tail + (valid lanes before i); tail = head + level.
         tail = Signal(range(depth), name="tail")
         m.d.comb += tail.eq(wrap(head + level))
-        offset = 0
+        positions, offset = [], 0
         for lane in range(lanes):
             position = Signal(range(depth), name=f"position{lane}")
-            m.d.comb += position.eq(wrap(tail + offset) if lanes > 1 else tail)
-            with m.If(self.i_valid[lane]):
-                m.d.sync += slots[position].eq(self.i_payload[lane])
+            m.d.comb += position.eq(wrap(tail + offset))
+            positions.append(position)
             offset = offset + self.i_valid[lane]
         written = Signal(range(lanes + 1), name="written")
         m.d.comb += [written.eq(offset), self.overflow.eq(level - pop + written > depth)]
+
+        head_bank = Signal(range(lanes), name="head_bank")
+        m.d.comb += head_bank.eq(head % lanes)
+        heads = []
+        for bank in range(lanes):
+            memory = Memory(shape=self._layout, depth=rows, init=[])
+            m.submodules[f"bank{bank}"] = memory
+            write, read = memory.write_port(), memory.read_port(domain="comb")
+            # At most one lane writes this bank: the written positions are consecutive.
+            for lane in range(lanes):
+                with m.If(self.i_valid[lane] & (positions[lane] % lanes == bank)):
+                    m.d.comb += [write.en.eq(1), write.addr.eq(positions[lane] // lanes),
+                                 write.data.eq(self.i_payload[lane])]
+            m.d.comb += read.addr.eq(head // lanes)
+            heads.append(read.data)
+        m.d.comb += [self.level.eq(level), self.o.valid.eq(level != 0),
+                     self.o.payload.eq(Array(heads)[head_bank])]
         m.d.sync += level.eq(level + written - pop)
         with m.If(pop):
             m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))

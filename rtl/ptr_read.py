@@ -185,10 +185,7 @@ class WidePtrRead(wiring.Component):
                                           init=self._init_even)
         m.submodules.odd = odd = Memory(shape=shape, depth=config.ptr_depth,
                                         init=self._init_odd)
-        for bank, memory in ((0, even), (1, odd)):
-            write = memory.write_port()
-            m.d.comb += [write.addr.eq(self.host.addr), write.data.eq(self.host.data),
-                         write.en.eq(self.host.en & (self.host_bank == bank))]
+        writes = {0: even.write_port(), 1: odd.write_port()}
         for lane in range(self._lanes):
             even_read, odd_read = even.read_port(), odd.read_port()
             index = self.index[lane]
@@ -199,9 +196,15 @@ class WidePtrRead(wiring.Component):
             m.d.comb += [even_addr.eq(self.base + half + odd_index),
                          odd_addr.eq(self.base + half)]
             if lane == 0:
-                # One address for read port 0 and the write port: a read-write port.
+                # Read port 0 and the write port share one address signal, which makes
+                # them one read-write port: with a second read port, a true dual-port
+                # block RAM per bank.
                 with m.If(self.host.en):
                     m.d.comb += [even_addr.eq(self.host.addr), odd_addr.eq(self.host.addr)]
+                for bank, addr in ((0, even_addr), (1, odd_addr)):
+                    m.d.comb += [writes[bank].addr.eq(addr),
+                                 writes[bank].data.eq(self.host.data),
+                                 writes[bank].en.eq(self.host.en & (self.host_bank == bank))]
             m.d.comb += [
                 odd_read.addr.eq(odd_addr),
                 even_read.addr.eq(even_addr),

@@ -39,6 +39,7 @@ def test_defaults_are_paper_pe_parameters():
     ("broadcast_width", 0, "broadcast_width must be a positive integer, not 0"),
     ("broadcast_width", 9, "broadcast_width must be at most 8, not 9"),
     ("broadcast_width", 5, "broadcast_width (5) must not exceed n_pes (4) or queue_depth (8)"),
+    ("broadcast_width", 3, "queue_depth (8) must be a multiple of broadcast_width (3)"),
 ])
 def test_invalid_fields(field, value, message):
     with pytest.raises(ConfigError) as info:

@@ -25,7 +25,7 @@ def run(dut, testbench):
     sim.run()
 
 
-@pytest.mark.parametrize("depth,lanes", [(1, 1), (4, 2), (3, 3), (8, 4), (5, 2)])
+@pytest.mark.parametrize("depth,lanes", [(1, 1), (4, 2), (3, 3), (8, 4), (6, 2), (6, 3)])
 def test_wide_queue_against_deque(depth, lanes):
     dut = WideActQueue(layout=LAYOUT, depth=depth, lanes=lanes)
     rng = random.Random(depth * 10 + lanes)
@@ -62,6 +62,12 @@ def test_wide_queue_against_deque(depth, lanes):
             model.extend(items)
 
     run(dut, tb)
+
+
+def test_wide_queue_depth_is_whole_banks():
+    with pytest.raises(ValueError, match=r"^Queue depth \(5\) must be a multiple of its "
+                                         r"lanes \(2\)$"):
+        WideActQueue(layout=LAYOUT, depth=5, lanes=2)
 
 
 def test_wide_queue_flags_overflow():
