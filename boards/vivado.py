@@ -33,9 +33,10 @@ from contract.image_read import read_image
 from rtl.axi_host import AxiHost
 from rtl.verilog import generate, rewrite_inits
 
+from .clocking import MMCM_LIMITS
 from .ku060 import PART, KU060Platform
 from .sw import write_sw
-from .top import JTAG_AXI_MODULE, BoardTop
+from .top import JTAG_AXI_MODULE, MMCM_INSTANCE, BoardTop
 
 __all__ = ["write_project", "run_vivado", "BOARD_TOP", "CORE_TOP"]
 
@@ -77,7 +78,7 @@ def _core_files(config, image, src: Path) -> list[str]:
 def _board_files(core, platform, board_top: str = BOARD_TOP) -> tuple[str, str]:
     """(Verilog, XDC) of the board top around ``core`` (the AXI4-Lite host and its
     engine)."""
-    top = BoardTop(core, jtag_axi=True)
+    top = BoardTop(core, jtag_axi=True, mmcm=platform.mmcm)
     plan = platform.prepare(top, name=board_top, emit_src=False)
     text = plan.files[f"{board_top}.v"]
     if isinstance(text, bytes):
@@ -86,14 +87,21 @@ def _board_files(core, platform, board_top: str = BOARD_TOP) -> tuple[str, str]:
 
 
 def _board_xdc(platform, board_top: str = BOARD_TOP) -> str:
+    mmcm = platform.mmcm
     lines = [f"# {board_top}: pins (placeholders unless a pin file was given) and clock",
              f"# part {platform.part}"]
     for port_name, pin_name, attrs in platform.iter_port_constraints_bits():
         lines.append(f"set_property PACKAGE_PIN {pin_name} [get_ports {{{port_name}}}]")
         for name, value in attrs.items():
             lines.append(f"set_property {name} {value} [get_ports {{{port_name}}}]")
-    period = 1e9 / platform.clock_hz
+    period = 1e9 / platform.osc_hz
     clock_port = _clock_port_name(platform)
+    # The oscillator at its true period. The core clock is the MMCM's CLKOUT0; Vivado
+    # derives that generated clock from the MMCM's attributes (no create_generated_clock).
+    lines.append(f"# core clock: {MMCM_LIMITS['primitive']} {MMCM_INSTANCE} CLKOUT0 = "
+                 f"{platform.osc_hz / 1e6:g} MHz * {float(mmcm.mult):g} / "
+                 f"({mmcm.divclk} * {float(mmcm.divide):g}) = {mmcm.f_out / 1e6:.6g} MHz "
+                 f"(VCO {mmcm.f_vco / 1e6:g} MHz)")
     lines.append(f"create_clock -name sys_clk -period {period:.3f} [get_ports {{{clock_port}}}]")
     # The reset button is asynchronous to the clock; Amaranth's ResetSynchronizer marks
     # its first stage (amaranth.vivado.false_path), as in Amaranth's own Vivado script.
@@ -102,6 +110,11 @@ def _board_xdc(platform, board_top: str = BOARD_TOP) -> str:
         lines.append("set_false_path -from [get_ports {rst_0__io}]")
     lines.append("set_false_path -to [get_cells -quiet -hier "
                  "-filter {amaranth.vivado.false_path == \"TRUE\"}]")
+    # The core's reset synchronizer (ResetSynchronizer -> FDPE chain): its asynchronous
+    # input (button or MMCM not LOCKED) reaches the PRE pins untimed.
+    lines.append("set_false_path -to [get_pins -quiet -of_objects [get_cells -quiet -hier "
+                 "-filter {amaranth.vivado.false_path_pre == \"TRUE\"}] "
+                 "-filter {REF_PIN_NAME == PRE}]")
     lines.append("set_property CONFIG_VOLTAGE 1.8 [current_design]")
     lines.append("set_property CFGBVS GND [current_design]")
     return "\n".join(lines) + "\n"
@@ -280,7 +293,7 @@ def _write_files(out: Path, platform, *, board, write_core, baked: bool, image_d
         (src / filename).write_text(contents)
     core_files = write_core(src)
     (xdc_dir / f"{board_top}.xdc").write_text(board_xdc)
-    (xdc_dir / f"{core_top}_ooc.xdc").write_text(_ooc_xdc(platform.clock_hz, core_top))
+    (xdc_dir / f"{core_top}_ooc.xdc").write_text(_ooc_xdc(platform.mmcm.f_out, core_top))
 
     image_files = []
     if image_dir is not None:
@@ -308,6 +321,9 @@ def _write_files(out: Path, platform, *, board, write_core, baked: bool, image_d
     record = {
         "part": PART,
         "clock_hz": platform.clock_hz,
+        "achieved_clock_hz": platform.mmcm.f_out,
+        "oscillator_hz": platform.osc_hz,
+        "mmcm": platform.mmcm.to_dict(),
         "board_top": board_top,
         "core_top": core_top,
         **manifest,

@@ -62,7 +62,8 @@ def _xdc(platform):
 def test_pin_file_json_swaps_pins_without_touching_rtl(tmp_path):
     default = _xdc(KU060Platform())
     assert f"PACKAGE_PIN {DEFAULT_PINS['clock']['p']} " in default
-    assert "create_clock -name sys_clk -period 5.000" in default
+    # the oscillator at its true period (125 MHz); the MMCM makes the 200 MHz core clock
+    assert "create_clock -name sys_clk -period 8.000" in default
     pins = tmp_path / "board.json"
     pins.write_text(json.dumps({"clock": {"p": "E18", "n": "D18", "hz": 100e6},
                                 "leds": {"pins": ["A1", "B2"]}}))
@@ -73,7 +74,7 @@ def test_pin_file_json_swaps_pins_without_touching_rtl(tmp_path):
     assert "create_clock -name sys_clk -period 10.000" in xdc
     # the reset placeholder is kept when the pin file does not name it
     assert f"PACKAGE_PIN {DEFAULT_PINS['reset']['pin']} " in xdc
-    assert platform.clock_hz == 100e6
+    assert platform.osc_hz == 100e6 and platform.clock_hz == 200e6
 
 
 def test_pin_file_python(tmp_path):
@@ -84,7 +85,7 @@ def test_pin_file_python(tmp_path):
         "                      Attrs(IOSTANDARD='LVCMOS18'))]\n"
         "default_rst = None\n")
     platform = KU060Platform(pin_file=pins)
-    assert platform.clock_hz == 150e6
+    assert platform.osc_hz == 150e6
     assert platform.default_rst is None
     assert "PACKAGE_PIN K22 [get_ports {clk_0__io}]" in _xdc(platform)
 
