@@ -197,8 +197,9 @@ def hw_run_tcl(board_top: str, *, txn: str | None = "hw_run.txn",
 set root [file dirname [file normalize [info script]]]
 set bitfile [file join $root {board_top}.bit]
 {txn_line}
-set url [expr {{[llength $argv] > 0 ? [lindex $argv 0] : "localhost:3121"}}]
-set target_pattern [expr {{[llength $argv] > 1 ? [lindex $argv 1] : "*"}}]
+set args [expr {{[info exists argv] ? $argv : {{}}}}]
+set url [expr {{[llength $args] > 0 ? [lindex $args 0] : "localhost:3121"}}]
+set target_pattern [expr {{[llength $args] > 1 ? [lindex $args 1] : "*"}}]
 set skip [expr {{[info exists ::env(EIE_HW_SKIP)] ? $::env(EIE_HW_SKIP) : ""}}]
 
 open_hw_manager
