@@ -5,16 +5,21 @@
     BUILD_DIR/
       build.tcl            project mode: create project (xcku060-ffva1156-2-e), add sources,
                            memory images and constraints, create the JTAG-to-AXI IP,
-                           synthesis + implementation + bitstream, reports
-      synth_ooc.tcl        non-project: out-of-context synthesis of the core alone
-                           (synth_design -mode out_of_context), utilisation + timing
+                           synthesis + implementation + bitstream, reports (DRC,
+                           methodology), exit 1 on negative routed setup/hold slack
+      synth_ooc.tcl        non-project: out-of-context synthesis, opt/place/route of the
+                           core alone, utilisation + timing (negative slack: a warning)
+      package_ip.tcl       the AXI wrapper (src/eie_axi.v) packaged as an IP (ipx::)
+      hw_run.tcl           hardware manager: program, play hw_run.txn over JTAG-to-AXI
+      hw_run.txn           (EIE image) load, one input, start, poll, outputs vs golden
       build.sh             `vivado -mode batch -source build.tcl` (and the OOC variant)
-      src/eie_ku060.v      board top: clocking, reset, JTAG-to-AXI, AXI4-Lite host, EIE
+      src/eie_ku060.v      board top: MMCM clocking, reset, JTAG-to-AXI, AXI4-Lite host, EIE
       src/eie_core.v       the EIE array alone (out-of-context top ``eie_core``)
+      src/eie_axi.v        the AXI wrapper alone, with AXI4-Stream (the IP's top)
       src/*.mem            $readmemh images of every initialised memory (block RAM init)
       src/image/           the image directory's .mem/.coe/.bin files and manifest, copied
-      constraints/eie_ku060.xdc      pins + 200 MHz clock
-      constraints/eie_core_ooc.xdc   clock on the core's ``clk`` port
+      constraints/eie_ku060.xdc      pins + the oscillator's clock (125 MHz, 8.000 ns)
+      constraints/eie_core_ooc.xdc   the core clock on the core's ``clk`` port
       project.json         what was written (part, clock, config, files)
       sw/                  C header of the register map, C99 driver (boards/sw.py)
 
@@ -340,7 +345,8 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
         initial contents (``$readmemh`` files) and its files are copied to ``src/image/``.
     run : run ``vivado -mode batch -source build.tcl`` when ``vivado`` is on PATH.
     pin_file : optional board pin file (see :mod:`boards.ku060`).
-    clock_hz : clock constraint (default 200 MHz).
+    clock_hz : the core clock (default 200 MHz), made by the MMCM from the oscillator
+        (the closest achievable one; :mod:`boards.clocking`).
 
     Returns
     -------
@@ -351,7 +357,8 @@ def write_project(out_dir, config: EIEConfig, image_dir=None, run: bool = False,
     TypeError
         If ``config`` is not an :class:`EIEConfig`.
     ValueError
-        If the image was packed for a different config.
+        If the image was packed for a different config, or the MMCM cannot make
+        ``clock_hz`` (``boards.clocking.ClockError``; nothing is written).
     FileNotFoundError
         If ``run`` is set and ``vivado`` is not on PATH (the project is still written).
     """
