@@ -39,10 +39,11 @@ from .ku060 import KU060Platform
 from .sw import write_sw
 from .vivado import _image_files, _write_files, run_vivado
 
-__all__ = ["ESEAxiHost", "write_ese_project", "BOARD_TOP", "CORE_TOP"]
+__all__ = ["ESEAxiHost", "write_ese_project", "BOARD_TOP", "CORE_TOP", "IP_TOP"]
 
 BOARD_TOP = "ese_ku060"
 CORE_TOP = "ese_core"
+IP_TOP = "ese_axi"
 
 
 class ESEAxiHost(AxiHost):
@@ -124,7 +125,9 @@ def write_ese_project(out_dir, image_dir, run: bool = False, *, frame_slots: int
         return [p.name for p in paths[1:]]
 
     _write_files(out, platform, board=ESEAxiHost(config, image=image, **rings),
-                 write_core=write_core, baked=True, image_dir=image_dir, listed=listed,
+                 write_core=write_core,
+                 ip_core=ESEAxiHost(config, image=image, **rings), ip_top=IP_TOP,
+                 streams=False, hw_txn=None, baked=True, image_dir=image_dir, listed=listed,
                  manifest={"pin_file": None if pin_file is None else str(pin_file),
                            "engine": "ese", "config": config.to_dict(),
                            "config_id": config.config_id, **rings},

@@ -16,7 +16,7 @@ Swap in the real pins without touching the RTL::
 
 JSON pin file (every key optional; missing keys keep the placeholder)::
 
-    {"clock": {"p": "G10", "n": "F10", "iostandard": "LVDS", "hz": 200000000},
+    {"clock": {"p": "G10", "n": "F10", "iostandard": "LVDS", "hz": 125000000},
      "reset": {"pin": "AN8", "iostandard": "LVCMOS18", "active_low": false},
      "leds":  {"pins": ["AP8", "H23", "P20", "P21"], "iostandard": "LVCMOS18"}}
 
@@ -34,16 +34,22 @@ from amaranth.build import Attrs, Clock, DiffPairs, Pins, Resource
 from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import LEDResources
 
-__all__ = ["KU060Platform", "PART", "DEFAULT_CLOCK_HZ", "DEFAULT_PINS", "load_pin_file",
-           "pin_resources"]
+from .clocking import mmcm_settings
+
+__all__ = ["KU060Platform", "PART", "DEFAULT_CLOCK_HZ", "OSCILLATOR_HZ", "DEFAULT_PINS",
+           "load_pin_file", "pin_resources"]
 
 PART = "xcku060-ffva1156-2-e"
+#: Default core clock, made by the board top's MMCM from the oscillator (boards/clocking.py).
 DEFAULT_CLOCK_HZ = 200e6
+#: The placeholder oscillator: the KCU105's 125 MHz differential user clock (G10/F10).
+OSCILLATOR_HZ = 125e6
 
 # Placeholder pins (KCU105 FFVA1156 footprint): 125 MHz LVDS reference pair, CPU_RESET
-# push button, the first four GPIO LEDs. The clock constraint is what matters for timing.
+# push button, the first four GPIO LEDs. ``hz`` is the oscillator's true frequency (the
+# pin's clock constraint); the core clock is derived from it by an MMCM.
 DEFAULT_PINS = {
-    "clock": {"p": "G10", "n": "F10", "iostandard": "LVDS", "hz": DEFAULT_CLOCK_HZ},
+    "clock": {"p": "G10", "n": "F10", "iostandard": "LVDS", "hz": OSCILLATOR_HZ},
     "reset": {"pin": "AN8", "iostandard": "LVCMOS18", "active_low": False},
     "leds": {"pins": ["AP8", "H23", "P20", "P21"], "iostandard": "LVCMOS18"},
 }
@@ -105,14 +111,24 @@ def load_pin_file(path) -> dict:
 
 
 class KU060Platform(XilinxPlatform):
-    """XCKU060-FFVA1156-2-E platform, 200 MHz default clock ``clk``, reset ``rst``.
+    """XCKU060-FFVA1156-2-E platform: oscillator ``clk`` (125 MHz placeholder), reset
+    ``rst``, and the core clock the board top's MMCM makes from the oscillator.
 
     Parameters
     ----------
-    pin_file : optional ``.json``/``.py`` pin file replacing the placeholder pins.
-    clock_hz : default-clock frequency for the timing constraint (default 200 MHz); it
-        overrides the pin file's value so timing experiments need no pin file.
+    pin_file : optional ``.json``/``.py`` pin file replacing the placeholder pins; its
+        clock frequency (``hz``, or the ``Clock`` of a Python file's ``clk``) is the
+        oscillator's, which the pin's constraint carries.
+    clock_hz : the core clock (default 200 MHz), derived by an MMCM (:attr:`mmcm`).
     toolchain : passed to ``XilinxPlatform`` (only ``"Vivado"`` supports UltraScale).
+
+    Raises
+    ------
+    ValueError
+        ``clock_hz`` is not positive.
+    boards.clocking.ClockError
+        The MMCM cannot make ``clock_hz`` from the oscillator (its message names the
+        range).
     """
 
     device = "xcku060"
@@ -137,13 +153,17 @@ class KU060Platform(XilinxPlatform):
             self.default_rst = loaded["default_rst"]
         super().__init__(toolchain=toolchain)
         self.pin_file = None if pin_file is None else Path(pin_file)
-        if clock_hz is not None:
-            # Re-declare the period on the clock resource; add_clock_constraint on the
-            # port happens at request time, so overriding the Clock attribute suffices.
-            self.lookup(self.default_clk, 0).clock = Clock(float(clock_hz))
+        self._clock_hz = DEFAULT_CLOCK_HZ if clock_hz is None else float(clock_hz)
+        self.mmcm = mmcm_settings(self.osc_hz, self._clock_hz)
 
     @property
     def clock_hz(self) -> float:
+        """The core clock asked for (Hz); :attr:`mmcm` ``.f_out`` is the one achieved."""
+        return self._clock_hz
+
+    @property
+    def osc_hz(self) -> float:
+        """The oscillator on the clock pin (Hz): the period its constraint carries."""
         return self.default_clk_frequency
 
     @property

@@ -667,22 +667,25 @@ def verilog(output, config: EIEConfig | None = None, image=None) -> list[Path]:
 
 
 def build(output, config: EIEConfig | None = None, image=None, *, board: str = "ku060",
-          run: bool = False) -> Path:
+          run: bool = False, clock_hz: float | None = None, pin_file=None) -> Path:
     """``eie build``: a Vivado project for ``board`` in ``output`` (docs/boards.md).
 
     ``image`` must be an image directory: the project references its memory files.
+    ``clock_hz`` (the core clock, default 200 MHz) and ``pin_file`` go to
+    ``boards.vivado.write_project``.
     """
+    board_args = {"clock_hz": clock_hz, "pin_file": pin_file}
     if board != "ku060":
         raise ValueError(f"board must be 'ku060', not {board!r}")
     if _ese_design(config, image) is not None:     # an ESE image: boards/ese_vivado.py
         if isinstance(image, LSTMImage):
             raise ValueError("an ESE project needs the image directory (it copies its files)")
-        return ese_vivado.write_ese_project(output, image, run=run)
+        return ese_vivado.write_ese_project(output, image, run=run, **board_args)
     config, _ = _design(config, image)
     if not run:
-        return vivado.write_project(output, config, image_dir=image, run=run)
+        return vivado.write_project(output, config, image_dir=image, run=run, **board_args)
     with progress.stage("Vivado project (and a Vivado run if vivado is on PATH)"):
-        return vivado.write_project(output, config, image_dir=image, run=run)
+        return vivado.write_project(output, config, image_dir=image, run=run, **board_args)
 
 
 def resources(config: EIEConfig | None = None, output="build/resources", *,

@@ -248,6 +248,12 @@ def _add_rtl_commands(sub, fmt) -> None:
     p.add_argument("--image", metavar="IMAGE_DIR")
     p.add_argument("-o", "--output", required=True, metavar="BUILD_DIR")
     p.add_argument("--run", action="store_true", help="run vivado if it is on PATH")
+    p.add_argument("--clock-hz", type=float, default=None, metavar="HZ",
+                   help="core clock, made by the board's MMCM from the oscillator "
+                        "(default 200e6; the closest achievable one is used and printed)")
+    p.add_argument("--pin-file", metavar="FILE",
+                   help="board pin file (.json or .py, docs/boards.md) replacing the "
+                        "placeholder KCU105 pins; its clock is the oscillator")
     add_config_flags(p)
 
     p = sub.add_parser("resources", formatter_class=fmt,
@@ -406,8 +412,16 @@ def _run(args) -> None:
         ese = _ese_image(args)
         image = ese or (None if args.image is None else api.as_image(args.image))
         path = api.build(args.output, None if ese else _design_config(args, image),
-                         args.image, board=args.board, run=args.run)
+                         args.image, board=args.board, run=args.run,
+                         clock_hz=args.clock_hz, pin_file=args.pin_file)
         print(f"wrote Vivado project {path}")
+        record = json.loads((path.parent / "project.json").read_text())
+        if record["achieved_clock_hz"] != record["clock_hz"]:
+            mmcm = record["mmcm"]
+            print(f"core clock: {record['achieved_clock_hz'] / 1e6:.6f} MHz (asked "
+                  f"{record['clock_hz'] / 1e6:.6f} MHz; the closest the MMCM makes: "
+                  f"M {mmcm['clkfbout_mult_f']:g}, D {mmcm['divclk_divide']}, "
+                  f"O {mmcm['clkout0_divide_f']:g})")
     elif command == "sweep":
         run_sweep(args)
     elif command == "resources":

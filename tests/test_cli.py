@@ -381,7 +381,8 @@ def test_build_writes_the_vivado_project(hand_image, tmp_path, capsys):
         out / "synth_ooc.tcl").read_text()
     xdc = (out / "constraints" / "eie_ku060.xdc").read_text()
     assert f"# part {KU060_PART}" in xdc
-    assert re.search(r"^create_clock -name \w+ -period 5\.000 ", xdc, re.M)
+    # the 125 MHz oscillator at its true period (the MMCM makes the 200 MHz core clock)
+    assert re.search(r"^create_clock -name \w+ -period 8\.000 ", xdc, re.M)
     assert re.search(r"^set_property PACKAGE_PIN \w+ \[get_ports", xdc, re.M)
     assert (out / "constraints" / "eie_core_ooc.xdc").read_text().endswith(
         "create_clock -name clk -period 5.000 [get_ports clk]\n")
@@ -402,7 +403,7 @@ def test_build_without_image_takes_the_flags(tmp_path, capsys):
     assert run(capsys, "build", "--pes", "2", "--queue-depth", "3", "-o", out)[0] == 0
     project = json.loads((out / "project.json").read_text())
     assert project["config"] == EIEConfig(n_pes=2, queue_depth=3).to_dict()
-    assert project["memories"] == {"board": [], "core": []}
+    assert project["memories"] == {"board": [], "core": [], "ip": []}
     assert not list((out / "src").glob("*.mem"))
 
 

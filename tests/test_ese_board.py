@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from lstm_models import lstm_model
 from test_boards import JTAG_AXI_STUB, TCL_STUBS
 
-from boards.ese_vivado import BOARD_TOP, CORE_TOP, ESEAxiHost, write_ese_project
+from boards.ese_vivado import BOARD_TOP, CORE_TOP, IP_TOP, ESEAxiHost, write_ese_project
 from compiler.lstm_pack import compress_lstm, pack_lstm
 from contract.config import EIEConfig
 from contract.host_map import REGS_WINDOW, AxiReg
@@ -101,8 +101,8 @@ def test_project_files(project, image):
     assert record["board_top"] == BOARD_TOP and record["core_top"] == CORE_TOP
     assert record["config_id"] == TINY.config_id and record["config"] == TINY.to_dict()
     assert record["frame_slots"] == 2 and record["slot_words"] == 2
-    assert record["sources"] == [f"src/{BOARD_TOP}.v", f"src/{CORE_TOP}.v"]
-    for group in ("board", "core"):
+    assert record["sources"] == [f"src/{BOARD_TOP}.v", f"src/{CORE_TOP}.v", f"src/{IP_TOP}.v"]
+    for group in ("board", "core", "ip"):
         assert record["memories"][group]
         assert all((out / p).is_file() for p in record["memories"][group])
     assert record["image_files"] and all((out / p).is_file() for p in record["image_files"])
@@ -129,7 +129,8 @@ def test_project_memory_files_exist_and_hold_the_image(project):
         names = re.findall(r'\$readmemh\("([^"]+)"', (src / f"{top}.v").read_text())
         assert names and all((src / name).is_file() for name in names)
     for memory in ("spmat_read_even", "ptr_read_even"):
-        (path,) = [p for p in src.glob(f"*pe0_{memory}.mem") if not p.name.startswith("board")]
+        (path,) = [p for p in src.glob(f"*pe0_{memory}.mem")
+                   if not p.name.startswith(("board", "ip_"))]
         assert any(int(word, 16) for word in path.read_text().split())
 
 
