@@ -13,7 +13,7 @@ from contract.config import clog2
 from contract.host_map import MemSel
 
 from .act_buffer import ActBuffer
-from .act_queue import ActQueue, WideActQueue
+from .act_queue import ActQueue
 from .arith_unit import ArithUnit
 from .common import (
     PE_INIT_KEYS,
@@ -24,9 +24,10 @@ from .common import (
     tile_layout,
     validating,
 )
-from .lnzd import broadcast_signature
-from .ptr_read import PtrRead, WidePtrRead
+from .pe_wide import wide_front
+from .ptr_read import PtrRead
 from .spmat_read import SpmatRead, spmat_command_layout
+from .wide_scanner import broadcast_signature
 
 __all__ = ["PE", "IDLE_DELAY", "PRELOAD_LATENCY", "WRITEBACK_LATENCY"]
 
@@ -232,58 +233,6 @@ class PE(wiring.Component):
         m.d.comb += self.act_in.ready.eq(queue.level + pending < config.queue_depth + pop)
         return queue, ptr, spmat, arith, act, pending
 
-    def _wide_front(self, m):
-        """B > 1 (docs/architecture.md, "Broadcast width"): up to B columns a cycle.
-
-        Lane ``i`` of ``act_in`` has its pointers read in its transfer cycle; in the next
-        cycle the non-empty lanes are written into the queue in lane order. ``ready[i]``
-        is ``level - pop + pending + i < queue_depth`` (``pending``: lanes accepted in the
-        previous cycle), room for ``i + 1`` columns, a function of registers only.
-        """
-        config, init = self._config, self._init
-        lanes = config.broadcast_width
-        queue = WideActQueue(layout=spmat_command_layout(config), depth=config.queue_depth,
-                             lanes=lanes)
-        ptr = WidePtrRead(config=config, lanes=lanes, init_even=init["ptr_even"],
-                          init_odd=init["ptr_odd"])
-        spmat = SpmatRead(config=config, init=init["spmat"])
-        arith = ArithUnit(config=config, codebook_init=init["codebook"],
-                          bias_init=init["bias"])
-        act = ActBuffer(config=config, init0=init["act0"], init1=init["act1"])
-        m.submodules.queue, m.submodules.ptr_read, m.submodules.spmat_read = queue, ptr, spmat
-        m.submodules.arith_unit, m.submodules.act_buffer = arith, act
-        self._blocks = {"queue": queue, "ptr_read": ptr, "spmat_read": spmat,
-                        "arith_unit": arith, "act_buffer": act}
-        tile = self.tile
-
-        transfer = self.act_in.valid & self.act_in.ready
-        m.d.comb += [ptr.en.eq(transfer), ptr.base.eq(tile.ptr_base)]
-        for lane in range(lanes):
-            m.d.comb += ptr.index[lane].eq(self.act_in.payload[lane].index)
-        pending = Signal(lanes, name="pending")
-        m.d.sync += pending.eq(transfer)
-        entry_shift = config.entries_per_word.bit_length() - 1
-        for lane in range(lanes):
-            pending_act = Signal(signed(config.act_bits), name=f"pending_act{lane}")
-            with m.If(transfer[lane]):
-                m.d.sync += pending_act.eq(self.act_in.payload[lane].value)
-            length = Signal(config.pointer_bits, name=f"length{lane}")
-            command = queue.i_payload[lane]
-            m.d.comb += [
-                length.eq(ptr.end[lane] - ptr.start[lane]),
-                queue.i_valid[lane].eq(pending[lane] & (length != 0)),
-                command.start.eq((tile.spmat_base << entry_shift) + ptr.start[lane]),
-                command.length.eq(length),
-                command.act.eq(pending_act),
-            ]
-        wiring.connect(m, queue.o, spmat.i)
-        pop = queue.o.valid & spmat.i.ready
-        held = Signal(range(config.queue_depth + lanes + 1), name="held")
-        m.d.comb += held.eq(queue.level + sum(pending[lane] for lane in range(lanes)))
-        for lane in range(lanes):
-            m.d.comb += self.act_in.ready[lane].eq(held + lane < config.queue_depth + pop)
-        return queue, ptr, spmat, arith, act, pending
-
     def elaborate(self, platform):
         config = self._config
         m = Module()
@@ -291,7 +240,7 @@ class PE(wiring.Component):
             queue, ptr, spmat, arith, act, pending = self._front(m)
             any_pending = pending
         else:
-            queue, ptr, spmat, arith, act, pending = self._wide_front(m)
+            queue, ptr, spmat, arith, act, pending = wide_front(self, m)
             any_pending = pending.any()
         tile = self.tile
         wiring.connect(m, spmat.o, arith.i)

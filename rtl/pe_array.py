@@ -10,8 +10,9 @@ from amaranth.lib.wiring import In, Out
 from contract.host_map import HOST_DATA_BITS, OFFSET_BITS, PE_SHIFT, REGION_SHIFT, MemSel
 
 from .common import HostWrite, check_config, check_image, pe_init, tile_layout, validating
-from .lnzd import RowScanner, WideRowScanner
+from .lnzd import RowScanner
 from .pe import PE
+from .wide_scanner import WideRowScanner
 
 __all__ = ["PEArray", "PE_LATENCIES", "check_pe_class"]
 

@@ -12,8 +12,9 @@ from amaranth.sim import Simulator
 from contract.config import EIEConfig
 from rtl.act_queue import WideActQueue
 from rtl.common import act_layout
-from rtl.lnzd import RowScanner, WideRowScanner
+from rtl.lnzd import RowScanner
 from rtl.ptr_read import WidePtrRead
+from rtl.wide_scanner import WideRowScanner
 
 LAYOUT = act_layout(EIEConfig())
 

@@ -1,0 +1,159 @@
+"""The broadcast of ``B > 1`` lanes (docs/architecture.md, "Broadcast width"): its
+signature and the row scanner that issues up to ``B`` non-zeros of a row per cycle."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from contract.config import clog2
+
+from .lnzd import LNZD, _check_positive
+
+__all__ = ["WideRowScanner", "broadcast_signature"]
+
+
+def broadcast_signature(layout, width: int) -> wiring.Signature:
+    """``width`` broadcast lanes, from the sender's side (docs/architecture.md,
+    "Broadcast width").
+
+    Members: ``valid`` Out(width), ``ready`` In(width), ``payload``
+    Out(ArrayLayout(layout, width)). Lane ``i`` transfers when ``valid[i] & ready[i]``.
+    Both are thermometer codes (lane ``i`` valid or ready only if lane ``i - 1`` is), so
+    the lanes that transfer are always lanes ``0 .. k-1``: ``ready[i]`` means "room for
+    ``i + 1`` columns".
+    """
+    _check_positive("Broadcast width", width)
+    return wiring.Signature({
+        "valid": Out(width),
+        "ready": In(width),
+        "payload": Out(data.ArrayLayout(layout, width)),
+    })
+
+
+class WideRowScanner(wiring.Component):
+    """:class:`RowScanner` with ``width`` broadcast lanes: up to ``width`` non-zeros of the
+    current row per cycle.
+
+    Lane ``i`` offers the row's ``i``-th remaining non-zero (ascending ``p``, so ascending
+    ``j``); the ``k`` lanes that transfer (``valid & ready``, a prefix) leave the row, and
+    the row is done when none is left. An all-zero row costs one cycle (``empty``), and the
+    next row is prefetched as in :class:`RowScanner`, whose timing this keeps: with
+    ``width = 1`` it broadcasts the same columns in the same cycles. Each lane has its own
+    :class:`LNZD` over the mask with the lanes before it cleared.
+
+    Parameters
+    ----------
+    n_pes, act_bits, depth : int
+        As for :class:`RowScanner`.
+    width : int
+        Lanes ``B`` (at most ``n_pes``).
+
+    Members
+    -------
+    start, rows, row_addr, row_data, running, empty
+        As for :class:`RowScanner`.
+    o : Out(broadcast_signature(StructLayout({"value", "index"}), width))
+        The lanes; ``o.payload[i].index`` is the global column ``j``.
+    """
+
+    def __init__(self, *, n_pes: int, act_bits: int, depth: int, width: int):
+        self._n_pes = _check_positive("Number of PEs", n_pes)
+        self._act_bits = _check_positive("Activation width", act_bits)
+        self._depth = _check_positive("Activation depth", depth)
+        self._width = _check_positive("Broadcast width", width)
+        if width > n_pes:
+            raise ValueError(f"Broadcast width ({width}) must not exceed the number of PEs "
+                             f"({n_pes})")
+        self._layout = data.StructLayout({
+            "value": signed(act_bits),
+            "index": unsigned(clog2(n_pes * depth)),
+        })
+        super().__init__({
+            "start": In(1),
+            "rows": In(max(1, depth.bit_length())),
+            "row_addr": Out(clog2(depth)),
+            "row_data": In(data.ArrayLayout(signed(act_bits), n_pes)),
+            "o": Out(broadcast_signature(self._layout, width)),
+            "running": Out(1),
+            "empty": Out(1),
+        })
+
+    @property
+    def n_pes(self) -> int:
+        return self._n_pes
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def payload_layout(self) -> data.StructLayout:
+        return self._layout
+
+    def elaborate(self, platform):
+        m = Module()
+        n, width = self._n_pes, self._width
+        row_q = Signal(self.rows.shape(), name="row_q")
+        row_base_q = Signal(self._layout["index"].shape, name="row_base_q")
+        mask_q = Signal(n, name="mask_q")
+        values_q = Signal(data.ArrayLayout(signed(self._act_bits), n), name="values_q")
+
+        # masks[i]: the row's non-zeros without the i lowest; lane i shows masks[i]'s lowest.
+        masks = [mask_q]
+        for i in range(width):
+            lnzd = LNZD(width=n, value_shape=signed(self._act_bits))
+            m.submodules[f"lnzd{i}"] = lnzd
+            m.d.comb += [
+                lnzd.mask.eq(masks[i]),
+                lnzd.values.eq(values_q),
+                self.o.valid[i].eq(self.running & lnzd.valid),
+                self.o.payload[i].value.eq(lnzd.value),
+                self.o.payload[i].index.eq(row_base_q + lnzd.index),
+            ]
+            rest = Signal(n, name=f"mask{i + 1}")
+            m.d.comb += rest.eq(masks[i] & (masks[i] - 1))
+            masks.append(rest)
+        m.d.comb += self.empty.eq(self.running & (mask_q == 0))
+
+        taken = self.o.valid & self.o.ready          # a prefix of the lanes
+        count = Signal(range(width + 1), name="count")
+        m.d.comb += count.eq(sum(taken[i] for i in range(width)))
+        left = Signal(n, name="left")                # the row after this cycle's transfers
+        with m.Switch(count):
+            for k in range(width + 1):
+                with m.Case(k):
+                    m.d.comb += left.eq(masks[k])
+        incoming_mask = Cat(*(self.row_data[p] != 0 for p in range(n)))
+        finish = Signal(name="finish")
+        m.d.comb += finish.eq(self.empty | ((count != 0) & (left == 0)))
+        with m.If(self.running):
+            m.d.comb += self.row_addr.eq(row_q + 1 + finish)
+        with m.Elif(self.start):
+            m.d.comb += self.row_addr.eq(1)
+        with m.Else():
+            m.d.comb += self.row_addr.eq(0)
+
+        with m.If(~self.running):
+            with m.If(self.start):
+                m.d.sync += [
+                    self.running.eq(self.rows != 0),
+                    row_q.eq(0),
+                    row_base_q.eq(0),
+                    mask_q.eq(incoming_mask),
+                    values_q.eq(self.row_data),
+                ]
+        with m.Elif(finish):
+            with m.If(row_q + 1 >= self.rows):
+                m.d.sync += [self.running.eq(0), mask_q.eq(0)]
+            with m.Else():
+                m.d.sync += [
+                    row_q.eq(row_q + 1),
+                    row_base_q.eq(row_base_q + n),
+                    mask_q.eq(incoming_mask),
+                    values_q.eq(self.row_data),
+                ]
+        with m.Elif(count != 0):
+            m.d.sync += mask_q.eq(left)
+        return m
