@@ -88,3 +88,11 @@ def test_descriptor_roundtrip_and_overflow():
 
 # The CLI's --config FILE / per-field flags are tested from the command line in
 # tests/test_cli.py (test_config_file_and_flags, test_build_without_image_takes_the_flags).
+
+
+def test_ese_channels_keep_one_broadcast():
+    from contract.lstm_config import DEFAULT_CHANNEL, ESEConfig
+    channel = dataclasses.replace(DEFAULT_CHANNEL, broadcast_width=2)
+    with pytest.raises(ConfigError, match=r"^channel broadcast_width must be 1 \(the ESE "
+                                          r"array broadcasts one column per cycle\), not 2$"):
+        ESEConfig(channel=channel)
