@@ -505,12 +505,13 @@ def _scaling_plot(path: Path, rows, pes, widths, queue_depth) -> None:
     fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.8), sharey=True,
                              squeeze=False)
     for ax, b in zip(axes[0], widths, strict=True):
-        ax.plot(pes, [n / pes[0] for n in pes], "k--", label="linear")
         for spec in EIE_LAYERS:
             mine = sorted((r["n_pes"], r["speedup"]) for r in rows
                           if r["layer"] == spec[0] and r["broadcast_width"] == b)
             ax.plot([n for n, _ in mine], [s for _, s in mine], marker="o", ms=3,
                     label=spec[0])
+        # on top: most layers scale nearly linearly and would hide it
+        ax.plot(pes, [n / pes[0] for n in pes], "k--", lw=1.2, zorder=5, label="linear")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
         ax.set_xticks(pes, [str(n) for n in pes])
