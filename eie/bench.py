@@ -474,7 +474,7 @@ def _scaling_text(rows, goals, pes, widths, base, queue_depth, quick, seconds) -
              f"(equal to the RTL cycle for cycle), {seconds:.1f} s",
              "", f"Goals: load-balance efficiency at {base} PEs (lowest of the nine layers; "
              f"goal >= 0.95), {base} -> {top} PE speedup (geometric mean over the nine "
-             f"layers; goal >= 3.6x, EIE reported {EIE_SPEEDUP_64_256}x, linear "
+             f"layers; goal >= 3.6x, EIE reported {EIE_SPEEDUP_64_256}x from 64 to 256, linear "
              f"{top / base:g}x):", "",
              f"| B | min eff. @ {base} PEs | layer | eff. >= 0.95 | {base} -> {top} speedup "
              "| speedup >= 3.6 |", "|---|---|---|---|---|---|"]
