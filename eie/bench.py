@@ -18,10 +18,15 @@ import numpy as np
 
 import golden
 from compiler import DenseLayer, QuantLayer, balance_prune, pack, pack_reference, share_weights
-from contract.config import EIEConfig
+from contract.config import ConfigError, EIEConfig
+from contract.host_map import MAX_HOST_DEPTH
+from golden.model import decode_program
 from sim_tests.runner import simulate
 
-__all__ = ["run", "EIE_LAYERS", "bench_compiler", "bench_eie", "random_quant_layer"]
+from . import progress
+
+__all__ = ["run", "EIE_LAYERS", "bench_compiler", "bench_eie", "bench_scaling",
+           "eie_bench_config", "random_quant_layer", "scaling_goals"]
 
 # name, n_in, n_out, weight density, activation density, EIE theoretical us, EIE actual us
 EIE_LAYERS = [
@@ -113,15 +118,88 @@ def bench_compiler(out: Path, quick: bool = False) -> str:
     return text
 
 
-def eie_bench_config(quick: bool = False, queue_depth: int = 8) -> EIEConfig:
-    """64 PEs, queue depth 8, memories sized to fit every EIE layer."""
+#: ``eie_bench_config``'s default PE counts (full size, ``--quick``): their configs are the
+#: hand-sized ones the recorded tables (docs/benchmarks.md) and cached builds use.
+DEFAULT_PES, QUICK_PES = 64, 8
+
+
+def eie_bench_config(quick: bool = False, queue_depth: int = 8, n_pes: int | None = None,
+                     broadcast_width: int = 1) -> EIEConfig:
+    """The bench's config: 64 PEs (8 with ``quick``), memories sized to fit every EIE layer.
+
+    Parameters
+    ----------
+    quick : the ``--quick`` shapes (every EIE layer's shape / 8) instead of the paper's.
+    queue_depth, broadcast_width : ``D`` and ``B``; neither changes an image's contents.
+    n_pes : ``N``; None is 64 (8 with ``quick``), the hand-sized configs. Any other count
+        gets memories sized for it by :func:`_sized_config`.
+
+    Raises
+    ------
+    ConfigError
+        a memory the layers need is deeper than the host address map reaches (too few PEs
+        for the shapes), or ``B`` exceeds ``min(N, D)``.
+    """
+    default = QUICK_PES if quick else DEFAULT_PES
+    if n_pes is not None and n_pes != default:
+        return _sized_config(n_pes, quick, queue_depth, broadcast_width)
     if quick:
         # Shapes / 8 on 8 PEs: VGG-6's 3,136 inputs need 392 activations per PE.
         return EIEConfig(n_pes=8, queue_depth=queue_depth, acc_depth=64, act_depth=512,
-                         spmat_depth=4096, ptr_depth=2048, bias_depth=64)
+                         spmat_depth=4096, ptr_depth=2048, bias_depth=64,
+                         broadcast_width=broadcast_width)
     # VGG-6 puts ~101K entries (4% density plus padding) in one PE's tile: 17-bit pointers.
     return EIEConfig.paper(queue_depth=queue_depth, spmat_depth=16384, ptr_depth=16384,
-                           act_depth=512, acc_depth=64, bias_depth=256, pointer_bits=17)
+                           act_depth=512, acc_depth=64, bias_depth=256, pointer_bits=17,
+                           broadcast_width=broadcast_width)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _sized_config(n_pes: int, quick: bool, queue_depth: int,
+                  broadcast_width: int) -> EIEConfig:
+    """Memories for the nine EIE layers (shapes / 8 with ``quick``) on ``n_pes`` PEs, each a
+    power of two, from the shapes alone (the matrices are random), 64 accumulators per PE.
+
+    act_depth holds ``ceil(n / N)`` of the longest input or output; ptr_depth a PE's
+    pointers over all of a layer's row tiles (``ceil(n_out / (64 N))`` tiles of
+    ``(n_in + 2) // 2`` per bank); spmat_depth and pointer_bits a PE's entries: in a tile
+    of ``r`` rows per PE, ``r n_in d`` non-zeros (the expected count at density ``d``)
+    plus at most one padding entry per 16 zeros (``r n_in (1 - d) / 16``: a zero run only
+    needs one past 15 zeros), which bounds the measured entries with room to spare (VGG-6
+    at 64 PEs: 160K bound, ~101K measured).
+    """
+    base = EIEConfig.paper if not quick else EIEConfig
+    probe = base(n_pes=n_pes, queue_depth=queue_depth, acc_depth=64,
+                 broadcast_width=broadcast_width)   # validates N, D, B first
+    scale = 8 if quick else 1
+    acc, epw, runs = probe.acc_depth, probe.entries_per_word, probe.max_run + 1
+    need = {"act_depth": (1, ""), "ptr_depth": (1, ""), "spmat_depth": (1, "")}
+    tile_entries = 0
+    for name, n_in, n_out, density, *_ in EIE_LAYERS:
+        n_in, n_out = max(1, n_in // scale), max(1, n_out // scale)
+        tiles = -(-n_out // (n_pes * acc))
+        rows = min(acc, -(-n_out // n_pes))
+        entries = int(np.ceil(rows * n_in * (density + (1 - density) / runs)))
+        tile_entries = max(tile_entries, entries)
+        for field, value in (("act_depth", -(-max(n_in, n_out) // n_pes)),
+                             ("ptr_depth", tiles * ((n_in + 2) // 2)),
+                             ("spmat_depth", -(-tiles * entries // epw))):
+            if value > need[field][0]:
+                need[field] = (value, name)
+    sizes = {field: _pow2(value) for field, (value, _) in need.items()}
+    for field, size in sizes.items():
+        if size > MAX_HOST_DEPTH:
+            value, name = need[field]
+            raise ConfigError(
+                f"{n_pes} PEs: layer {name} needs {field} {value} per PE, more than the host "
+                f"address map's {MAX_HOST_DEPTH}; use more PEs")
+    return base(n_pes=n_pes, queue_depth=queue_depth, acc_depth=64,
+                bias_depth=256 if not quick else 64,
+                pointer_bits=max(16, tile_entries.bit_length()),
+                broadcast_width=broadcast_width, **sizes)
 
 
 def _layer_input(spec, config, rng, scale):
@@ -141,10 +219,20 @@ def _max_pe(report) -> int:
     return sum(int(t.span.busy.max()) for t in report.layers[0].tiles)
 
 
+def _rows_text(balance_rows: bool) -> str:
+    return ("balanced row assignment (--balance-rows)" if balance_rows
+            else "default row assignment (row i -> PE i mod N)")
+
+
 def bench_eie(out: Path, quick: bool = False, rtl: bool = True,
-              balance_rows: bool = False) -> str:
+              balance_rows: bool = False, n_pes: int | None = None, queue_depth: int = 8,
+              broadcast_width: int = 1) -> str:
+    """The nine EIE layers on ``N`` PEs (:func:`eie_bench_config`): cycle model, and with
+    ``rtl`` the RTL under Verilator (built from the image's config, ``B`` included),
+    checked bit for bit against golden; writes ``out/eie.md``, ``out/eie.json`` and
+    ``out/queue_sweep.png`` and returns the Markdown."""
     _quiet_packer()
-    config = eie_bench_config(quick)
+    config = eie_bench_config(quick, queue_depth, n_pes, broadcast_width)
     scale = 8 if quick else 1
     rng = np.random.default_rng(0)
     rows, cases, before = [], [], []
@@ -157,10 +245,11 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True,
             before.append(golden.cycles(pack([layer], config), q))
     rtl_cycles = _simulate_cases(cases) if rtl else [None] * len(cases)
     lines = ["# eie bench eie", f"machine: {_machine()}",
-             f"config: {config.n_pes} PEs, queue depth {config.queue_depth}; "
+             f"config: N = {config.n_pes} PEs, queue depth D = {config.queue_depth}, "
+             f"broadcast width B = {config.broadcast_width}, {_rows_text(balance_rows)}; "
              f"random matrices and inputs with each layer's shape, weight density and "
              f"activation density{f' (shapes / {scale}, --quick)' if quick else ''}"
-             f"{'; balanced row assignment (--balance-rows)' if balance_rows else ''}",
+             f"{'' if rtl else '; cycle model only (--no-rtl)'}",
              "",
              "| layer | RTL cycles | model cycles | compute | ideal | max-PE bound | "
              f"load-balance eff. | µs @ {EIE_CLOCK_MHZ} MHz | EIE actual µs | "
@@ -179,6 +268,10 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True,
             f"| {spec[0]} | {rc if rc is not None else 'n/a'} | {report.total} | "
             f"{layer.compute} | {layer.ideal} | {max_pe} | {layer.efficiency:.3f} | "
             f"{us:.2f} | {spec[6]} | {spec[5]} | {'yes' if ok else 'no'} |")
+    if rtl:
+        differ = [r["layer"] for r in rows if r["rtl_cycles"] != r["model_cycles"]]
+        lines += ["", "RTL cycles == cycle model on every layer: "
+                  + ("yes" if not differ else f"NO ({', '.join(differ)} differ)")]
     if balance_rows:
         lines += ["", "Balanced row assignment: busiest PE's entries (padding included, "
                   "active columns) vs the ideal (all entries / PEs), default layout "
@@ -190,7 +283,7 @@ def bench_eie(out: Path, quick: bool = False, rtl: bool = True,
             ideal, m0, m1 = report.layers[0].ideal, _max_pe(old), _max_pe(report)
             lines.append(f"| {spec[0]} | {ideal} | {m0} | {m0 / ideal:.3f} | {m1} | "
                          f"{m1 / ideal:.3f} | {old.total} | {report.total} |")
-    sweep = _queue_sweep(out, quick, cases[1][1], cases[1][2])
+    sweep = _queue_sweep(out, cases[1][1], cases[1][2])
     lines += ["", "Queue-depth sweep on Alex-7 (cycle model, which the RTL regression "
               "matches cycle for cycle):", "",
               "| queue depth | cycles | load-balance eff. |", "|---|---|---|"]
@@ -249,11 +342,12 @@ def compare_load(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _queue_sweep(out: Path, quick: bool, image, q):
-    """Alex-7 (the table's own case) at every queue depth, on the cycle model."""
+def _queue_sweep(out: Path, image, q):
+    """Alex-7 (the table's own case) at every queue depth (from ``B`` up: a queue takes
+    up to ``B`` columns a cycle), on the cycle model."""
     spec = EIE_LAYERS[1]
     sweep = []
-    for depth in QUEUE_SWEEP:
+    for depth in (d for d in QUEUE_SWEEP if d >= image.config.broadcast_width):
         config = dataclasses.replace(image.config, queue_depth=depth)
         layer = golden.cycles(dataclasses.replace(image, config=config), q).layers[0]
         sweep.append((depth, layer.cycles, layer.efficiency))
@@ -268,7 +362,7 @@ def _queue_sweep(out: Path, quick: bool, image, q):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("activation queue depth")
     ax.set_ylabel("load-balance efficiency")
-    ax.set_title(f"{spec[0]}, {eie_bench_config(quick).n_pes} PEs")
+    ax.set_title(f"{spec[0]}, {image.config.n_pes} PEs, B = {image.config.broadcast_width}")
     ax.grid(True, alpha=0.3)
     out.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -277,7 +371,169 @@ def _queue_sweep(out: Path, quick: bool, image, q):
     return sweep
 
 
-def run(what: str, out: Path, quick: bool = False, balance_rows: bool = False) -> str:
+#: The scaling study (``eie bench scaling``): PE counts, broadcast widths, and the PE count
+#: of the goal figures (efficiency there, speedup from there to the largest count).
+SCALING_PES = (16, 32, 64, 128, 256)
+SCALING_WIDTHS = (1, 2, 4)
+SCALING_BASE = 64
+#: ``--quick``: the shapes / 8 on PE counts / 8 (from 4: ``B = 4`` needs 4 PEs).
+QUICK_SCALING_PES = (4, 8, 16, 32)
+QUICK_SCALING_BASE = 8
+#: EIE's reported 64 -> 256 PE speedup (geometric mean over the nine layers, Fig. 12).
+EIE_SPEEDUP_64_256 = 3.25
+
+
+def scaling_goals(rows: list[dict], base: int, top: int) -> dict:
+    """The goal figures per broadcast width from the scaling table's rows (dicts with
+    ``layer``, ``broadcast_width``, ``n_pes``, ``cycles``, ``efficiency``): the lowest
+    load-balance efficiency at ``base`` PEs over the layers (and its layer), and the
+    geometric mean over the layers of the ``base -> top`` speedup ``cycles(base) /
+    cycles(top)``."""
+    goals = {}
+    for b in sorted({r["broadcast_width"] for r in rows}):
+        at = {(r["layer"], r["n_pes"]): r for r in rows if r["broadcast_width"] == b}
+        layers = list(dict.fromkeys(r["layer"] for r in rows if r["broadcast_width"] == b))
+        eff = {name: at[name, base]["efficiency"] for name in layers}
+        worst = min(eff, key=eff.get)
+        speedups = [at[name, base]["cycles"] / at[name, top]["cycles"] for name in layers]
+        goals[b] = dict(min_efficiency=eff[worst], min_efficiency_layer=worst,
+                        speedup_geomean=float(np.exp(np.mean(np.log(speedups)))))
+    return goals
+
+
+def bench_scaling(out: Path, quick: bool = False, queue_depth: int = 8,
+                  pes: tuple[int, ...] | None = None,
+                  widths: tuple[int, ...] = SCALING_WIDTHS,
+                  base: int | None = None) -> str:
+    """The nine EIE layers (the matrices and inputs of :func:`bench_eie`) on every PE count
+    of ``pes`` (default 16..256; 4..32 with ``quick``) and broadcast width of ``widths``,
+    balanced row assignment, queue depth ``queue_depth``, on the cycle model (which the RTL
+    equals cycle for cycle: the Verilator regression at small sizes, ``eie bench eie`` at
+    64 PEs). Writes ``out/scaling.md``, ``out/scaling.json`` and ``out/scaling.png``;
+    returns the Markdown.
+
+    The table gives each layer's cycles, speedup over ``pes[0]`` and load-balance
+    efficiency; the goal figures (:func:`scaling_goals`) are the lowest efficiency at
+    ``base`` PEs (default 64; 8 with ``quick``) and the geometric-mean speedup from ``base``
+    to ``pes[-1]`` PEs.
+    """
+    _quiet_packer()
+    pes = tuple(pes or (QUICK_SCALING_PES if quick else SCALING_PES))
+    base = base or (QUICK_SCALING_BASE if quick else SCALING_BASE)
+    if base not in pes:
+        raise ValueError(f"the goal figures' PE count {base} is not one of {pes}")
+    scale = 8 if quick else 1
+    configs = {n: eie_bench_config(quick, queue_depth, n) for n in pes}
+    for n, b in ((n, b) for n in pes for b in widths):
+        dataclasses.replace(configs[n], broadcast_width=b)      # ConfigError before work
+    rng = np.random.default_rng(0)
+    inputs = [(spec, *_layer_input(spec, configs[pes[0]], rng, scale)) for spec in EIE_LAYERS]
+    rows = []
+    t0 = time.perf_counter()
+    with progress.steps("pack + cycle model", len(pes) * len(inputs)) as advance:
+        for n in pes:
+            for spec, layer, q in inputs:
+                image = pack([layer], configs[n], balance_rows=True)
+                tiles = decode_program(image)
+                for b in widths:
+                    wide = dataclasses.replace(
+                        image, config=dataclasses.replace(configs[n], broadcast_width=b))
+                    report = golden.cycles(wide, q, tiles=tiles)
+                    rows.append(dict(layer=spec[0], n_pes=n, broadcast_width=b,
+                                     cycles=report.total,
+                                     efficiency=report.layers[0].efficiency))
+                advance()
+    seconds = time.perf_counter() - t0
+    first = {(r["layer"], r["broadcast_width"]): r["cycles"] for r in rows
+             if r["n_pes"] == pes[0]}
+    for r in rows:
+        r["speedup"] = first[r["layer"], r["broadcast_width"]] / r["cycles"]
+    goals = scaling_goals(rows, base, pes[-1])
+    text = _scaling_text(rows, goals, pes, widths, base, queue_depth, quick, seconds)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scaling.md").write_text(text + "\n")
+    (out / "scaling.json").write_text(json.dumps(dict(
+        pes=list(pes), widths=list(widths), base=base, queue_depth=queue_depth, quick=quick,
+        balance_rows=True, configs={str(n): c.to_dict() for n, c in configs.items()},
+        goals={str(b): g for b, g in goals.items()}, rows=rows), indent=1))
+    _scaling_plot(out / "scaling.png", rows, pes, widths, queue_depth)
+    return text
+
+
+def _scaling_text(rows, goals, pes, widths, base, queue_depth, quick, seconds) -> str:
+    top = pes[-1]
+    at = {(r["layer"], r["n_pes"], r["broadcast_width"]): r for r in rows}
+    names = [spec[0] for spec in EIE_LAYERS]
+    head = " | ".join(f"{n} PEs" for n in pes)
+    rule = "|---|---|" + "---|" * len(pes)
+    lines = ["# eie bench scaling", f"machine: {_machine()}",
+             f"config: N = {', '.join(map(str, pes))} PEs (memories sized per N, "
+             f"eie.bench.eie_bench_config), queue depth D = {queue_depth}, broadcast width "
+             f"B = {', '.join(map(str, widths))}, {_rows_text(True)}; the matrices and inputs "
+             f"of eie bench eie{' (shapes / 8, --quick)' if quick else ''}; cycle model "
+             f"(equal to the RTL cycle for cycle), {seconds:.1f} s",
+             "", f"Goals: load-balance efficiency at {base} PEs (lowest of the nine layers; "
+             f"goal >= 0.95), {base} -> {top} PE speedup (geometric mean over the nine "
+             f"layers; goal >= 3.6x, EIE reported {EIE_SPEEDUP_64_256}x from 64 to 256, linear "
+             f"{top / base:g}x):", "",
+             f"| B | min eff. @ {base} PEs | layer | eff. >= 0.95 | {base} -> {top} speedup "
+             "| speedup >= 3.6 |", "|---|---|---|---|---|---|"]
+    for b, g in goals.items():
+        lines.append(f"| {b} | {g['min_efficiency']:.3f} | {g['min_efficiency_layer']} | "
+                     f"{'yes' if g['min_efficiency'] >= 0.95 else 'no'} | "
+                     f"{g['speedup_geomean']:.2f} | "
+                     f"{'yes' if g['speedup_geomean'] >= 3.6 else 'no'} |")
+    for title, key, fmt in ((f"Speedup over {pes[0]} PEs", "speedup", "{:.2f}"),
+                            ("Cycles", "cycles", "{}"),
+                            ("Load-balance efficiency", "efficiency", "{:.3f}")):
+        lines += ["", f"{title}:", "", f"| layer | B | {head} |", rule]
+        for name in names:
+            for b in widths:
+                cells = " | ".join(fmt.format(at[name, n, b][key]) for n in pes)
+                lines.append(f"| {name} | {b} | {cells} |")
+    return "\n".join(lines)
+
+
+def _scaling_plot(path: Path, rows, pes, widths, queue_depth) -> None:
+    """One panel per B: each layer's speedup over ``pes[0]`` against N (log2 axes), with
+    the linear speedup dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, b in zip(axes[0], widths, strict=True):
+        for spec in EIE_LAYERS:
+            mine = sorted((r["n_pes"], r["speedup"]) for r in rows
+                          if r["layer"] == spec[0] and r["broadcast_width"] == b)
+            ax.plot([n for n, _ in mine], [s for _, s in mine], marker="o", ms=3,
+                    label=spec[0])
+        # on top: most layers scale nearly linearly and would hide it
+        ax.plot(pes, [n / pes[0] for n in pes], "k--", lw=1.2, zorder=5, label="linear")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xticks(pes, [str(n) for n in pes])
+        ax.set_xlabel("PEs")
+        ax.set_title(f"B = {b}, queue depth {queue_depth}, balanced rows")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(f"speedup over {pes[0]} PEs")
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(what: str, out: Path, quick: bool = False, balance_rows: bool = False,
+        rtl: bool = True, n_pes: int | None = None, queue_depth: int = 8,
+        broadcast_width: int = 1) -> str:
+    """``eie bench compiler|eie|scaling``: the report's Markdown (also written to ``out``).
+    ``eie`` takes every argument; ``scaling`` ``quick`` and ``queue_depth``."""
     if what == "compiler":
         return bench_compiler(out, quick)
-    return bench_eie(out, quick, balance_rows=balance_rows)
+    if what == "scaling":
+        return bench_scaling(out, quick, queue_depth=queue_depth)
+    return bench_eie(out, quick, rtl=rtl, balance_rows=balance_rows, n_pes=n_pes,
+                     queue_depth=queue_depth, broadcast_width=broadcast_width)

@@ -205,8 +205,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", formatter_class=fmt, help="benchmarks (reports, not tests)",
                        epilog="examples:\n  eie bench compiler\n  eie bench eie --quick -o "
-                              "build/bench\n  eie bench ese --model-only")
-    p.add_argument("what", choices=("compiler", "eie", "ese"))
+                              "build/bench\n  eie bench eie --pes 256 --broadcast-width 2 "
+                              "--balance-rows --no-rtl\n  eie bench scaling -o build/bench\n"
+                              "  eie bench ese --model-only")
+    p.add_argument("what", choices=("compiler", "eie", "scaling", "ese"))
     p.add_argument("-o", "--output", default="build/bench", metavar="DIR")
     p.add_argument("--quick", action="store_true", help="smaller run for a smoke check")
     p.add_argument("--model-only", action="store_true",
@@ -214,6 +216,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--balance-rows", action="store_true",
                    help="eie: pack every layer with balanced row assignment (the table also "
                         "gives the default layout's max-PE load)")
+    p.add_argument("--no-rtl", action="store_true",
+                   help="eie: cycle model only (no Verilator build or run)")
+    p.add_argument("--pes", "--n-pes", dest="bench_pes", type=int, metavar="N", default=None,
+                   help="eie: PEs (default 64, 8 with --quick; memories sized for N)")
+    p.add_argument("--broadcast-width", dest="bench_width", type=int, metavar="B", default=None,
+                   help="eie: non-zero activations the LNZD broadcasts per cycle (default 1)")
+    p.add_argument("--queue-depth", dest="bench_depth", type=int, metavar="D", default=None,
+                   help="eie, scaling: activation-queue depth (default 8)")
 
     _add_rtl_commands(sub, fmt)
     add_sweep_command(sub, fmt)
@@ -378,11 +388,26 @@ def _bench(args) -> None:
     print(text)
 
 
+#: The ``eie bench`` flags refused for the other subjects (``--model-only`` and
+#: ``--balance-rows`` predate the check and stay ignored there).
+_BENCH_FLAGS = {"--no-rtl": ("no_rtl", ("eie",)),
+                "--pes": ("bench_pes", ("eie",)),
+                "--broadcast-width": ("bench_width", ("eie",)),
+                "--queue-depth": ("bench_depth", ("eie", "scaling"))}
+
+
 def _bench_text(args) -> str:
+    wrong = [flag for flag, (dest, subjects) in _BENCH_FLAGS.items()
+             if getattr(args, dest) not in (None, False) and args.what not in subjects]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} do(es) not apply to eie bench {args.what}")
     if args.what == "ese":
         return bench_ese(Path(args.output), quick=args.quick, model_only=args.model_only)
+    depth = 8 if args.bench_depth is None else args.bench_depth
     return bench.run(args.what, Path(args.output), quick=args.quick,
-                     balance_rows=args.balance_rows)
+                     balance_rows=args.balance_rows, rtl=not args.no_rtl,
+                     n_pes=args.bench_pes, queue_depth=depth,
+                     broadcast_width=1 if args.bench_width is None else args.bench_width)
 
 
 def _run(args) -> None:
