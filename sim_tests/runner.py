@@ -333,20 +333,25 @@ def _zero_file(width: int, depth: int) -> str:
 
 def backdoor_files(config: EIEConfig, image: PackedImage | None) -> dict[str, str]:
     """``{side file: contents}`` that load ``image`` (None: all zero) into the backdoor
-    build of ``config``: the ``.mem`` format of docs/image-format.md, full depth, the same
-    files ``rtl.verilog.convert(config, image=image)`` writes."""
+    build of ``config``: the ``.mem`` format of docs/image-format.md, the words of
+    ``rtl.verilog.convert(config, image=image)``'s files up to the last non-zero one (one
+    zero word for a memory that is all zero)."""
     files = {}
     for file, width, depth in _backdoor_verilog(config)[1]:
         words = None if image is None else _memory_words(image, file)
         mask, digits = (1 << width) - 1, (width + 3) // 4
         values = [] if words is None else [int(w) & mask for w in words]
-        if not any(values):
-            files[file] = _zero_file(width, depth)
-            continue
         if len(values) > depth:
             raise ValueError(f"{file}: {len(values)} words for a memory of {depth}")
-        values += [0] * (depth - len(values))
-        files[file] = "".join(f"{w:0{digits}x}\n" for w in values)
+        # Up to the last non-zero word only: $readmemh leaves the words after the file's
+        # end at the simulator's initial zero, which the host-port load relies on too (it
+        # writes only non-zero words). A paper-size image's files shrink ~10x (pointer
+        # banks are mostly unused depth), and the run reads them faster.
+        used = next((k + 1 for k in range(len(values) - 1, -1, -1) if values[k]), 0)
+        if not used:
+            files[file] = _zero_file(width, 1)
+            continue
+        files[file] = "".join(f"{w:0{digits}x}\n" for w in values[:used])
     return files
 
 
