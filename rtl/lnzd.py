@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-__all__ = ["LNZD", "RowScanner", "lnzd_leaves"]
+__all__ = ["LNZD", "RowScanner", "lnzd_leaves", "walk_rows"]
 
 _DEFAULT_VALUE_SHAPE = signed(16)
 
@@ -221,40 +221,50 @@ class RowScanner(wiring.Component):
             self.o.payload.index.eq(row_base_q + lnzd.index),
             self.empty.eq(self.running & ~lnzd.valid),
         ]
-        incoming_mask = Cat(*(self.row_data[p] != 0 for p in range(n)))
         rest = mask_q & (mask_q - 1)          # clear the lowest set bit
         transfer = self.o.valid & self.o.ready
         finish = Signal(name="finish")        # the current row's last slot is this cycle
         m.d.comb += finish.eq(self.empty | (transfer & (rest == 0)))
-        # Prefetch: address the row that will be current in the next cycle plus one, so the
-        # row after a finishing row is already on row_data (no bubble between rows).
-        with m.If(self.running):
-            m.d.comb += self.row_addr.eq(row_q + 1 + finish)
-        with m.Elif(self.start):
-            m.d.comb += self.row_addr.eq(1)
-        with m.Else():
-            m.d.comb += self.row_addr.eq(0)
-
-        with m.If(~self.running):
-            with m.If(self.start):
-                m.d.sync += [
-                    self.running.eq(self.rows != 0),
-                    row_q.eq(0),
-                    row_base_q.eq(0),
-                    mask_q.eq(incoming_mask),
-                    values_q.eq(self.row_data),
-                ]
-        with m.Elif(finish):
-            with m.If(row_q + 1 >= self.rows):
-                m.d.sync += [self.running.eq(0), mask_q.eq(0)]
-            with m.Else():
-                m.d.sync += [
-                    row_q.eq(row_q + 1),
-                    row_base_q.eq(row_base_q + n),
-                    mask_q.eq(incoming_mask),
-                    values_q.eq(self.row_data),
-                ]
-        with m.Elif(transfer):
-            m.d.sync += mask_q.eq(rest)
+        walk_rows(m, self, finish=finish, moved=transfer, left=rest, row_q=row_q,
+                  row_base_q=row_base_q, mask_q=mask_q, values_q=values_q)
         return m
+
+
+def walk_rows(m, scanner, *, finish, moved, left, row_q, row_base_q, mask_q, values_q):
+    """The row walk both scanners share: the prefetch address, the start of a scan, the
+    next row after ``finish`` and, after a transfer (``moved``) that leaves the row
+    unfinished, the mask of what is ``left``."""
+    n = scanner.n_pes
+    incoming_mask = Cat(*(scanner.row_data[p] != 0 for p in range(n)))
+    # Prefetch: address the row that will be current in the next cycle plus one, so the
+    # row after a finishing row is already on row_data (no bubble between rows).
+    with m.If(scanner.running):
+        m.d.comb += scanner.row_addr.eq(row_q + 1 + finish)
+    with m.Elif(scanner.start):
+        m.d.comb += scanner.row_addr.eq(1)
+    with m.Else():
+        m.d.comb += scanner.row_addr.eq(0)
+
+    with m.If(~scanner.running):
+        with m.If(scanner.start):
+            m.d.sync += [
+                scanner.running.eq(scanner.rows != 0),
+                row_q.eq(0),
+                row_base_q.eq(0),
+                mask_q.eq(incoming_mask),
+                values_q.eq(scanner.row_data),
+            ]
+    with m.Elif(finish):
+        with m.If(row_q + 1 >= scanner.rows):
+            m.d.sync += [scanner.running.eq(0), mask_q.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                row_q.eq(row_q + 1),
+                row_base_q.eq(row_base_q + n),
+                mask_q.eq(incoming_mask),
+                values_q.eq(scanner.row_data),
+            ]
+    with m.Elif(moved):
+        m.d.sync += mask_q.eq(left)
+
 

@@ -3,13 +3,13 @@ signature and the row scanner that issues up to ``B`` non-zeros of a row per cyc
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from contract.config import clog2
 
-from .lnzd import LNZD, _check_positive
+from .lnzd import LNZD, _check_positive, walk_rows
 
 __all__ = ["WideRowScanner", "broadcast_signature"]
 
@@ -125,35 +125,8 @@ class WideRowScanner(wiring.Component):
             for k in range(width + 1):
                 with m.Case(k):
                     m.d.comb += left.eq(masks[k])
-        incoming_mask = Cat(*(self.row_data[p] != 0 for p in range(n)))
         finish = Signal(name="finish")
         m.d.comb += finish.eq(self.empty | ((count != 0) & (left == 0)))
-        with m.If(self.running):
-            m.d.comb += self.row_addr.eq(row_q + 1 + finish)
-        with m.Elif(self.start):
-            m.d.comb += self.row_addr.eq(1)
-        with m.Else():
-            m.d.comb += self.row_addr.eq(0)
-
-        with m.If(~self.running):
-            with m.If(self.start):
-                m.d.sync += [
-                    self.running.eq(self.rows != 0),
-                    row_q.eq(0),
-                    row_base_q.eq(0),
-                    mask_q.eq(incoming_mask),
-                    values_q.eq(self.row_data),
-                ]
-        with m.Elif(finish):
-            with m.If(row_q + 1 >= self.rows):
-                m.d.sync += [self.running.eq(0), mask_q.eq(0)]
-            with m.Else():
-                m.d.sync += [
-                    row_q.eq(row_q + 1),
-                    row_base_q.eq(row_base_q + n),
-                    mask_q.eq(incoming_mask),
-                    values_q.eq(self.row_data),
-                ]
-        with m.Elif(count != 0):
-            m.d.sync += mask_q.eq(left)
+        walk_rows(m, self, finish=finish, moved=count != 0, left=left, row_q=row_q,
+                  row_base_q=row_base_q, mask_q=mask_q, values_q=values_q)
         return m
