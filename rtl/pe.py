@@ -184,11 +184,10 @@ class PE(wiring.Component):
         """Validated initial contents (lists of int, empty for all zeros)."""
         return {name: list(values) for name, values in self._init.items()}
 
-    def _front(self, m):
-        """B = 1: one broadcast per cycle, EIE's pointer stage and queue."""
+    def _units(self, m, queue, ptr):
+        """The units after the queue, shared by both fronts: the spmat reader, arithmetic
+        unit and activation buffers, all five registered as submodules in one order."""
         config, init = self._config, self._init
-        queue = ActQueue(layout=spmat_command_layout(config), depth=config.queue_depth)
-        ptr = PtrRead(config=config, init_even=init["ptr_even"], init_odd=init["ptr_odd"])
         spmat = SpmatRead(config=config, init=init["spmat"])
         arith = ArithUnit(config=config, codebook_init=init["codebook"],
                           bias_init=init["bias"])
@@ -198,6 +197,14 @@ class PE(wiring.Component):
         # The last elaboration's blocks, for white-box checks in the tests.
         self._blocks = {"queue": queue, "ptr_read": ptr, "spmat_read": spmat,
                         "arith_unit": arith, "act_buffer": act}
+        return spmat, arith, act
+
+    def _front(self, m):
+        """B = 1: one broadcast per cycle, EIE's pointer stage and queue."""
+        config, init = self._config, self._init
+        queue = ActQueue(layout=spmat_command_layout(config), depth=config.queue_depth)
+        ptr = PtrRead(config=config, init_even=init["ptr_even"], init_odd=init["ptr_odd"])
+        spmat, arith, act = self._units(m, queue, ptr)
         tile = self.tile
 
         # ---- pointer stage: a broadcast's pointers are read in the cycle it arrives -----

@@ -7,11 +7,9 @@ from __future__ import annotations
 from amaranth.hdl import Signal, signed
 from amaranth.lib import wiring
 
-from .act_buffer import ActBuffer
 from .act_queue import WideActQueue
-from .arith_unit import ArithUnit
 from .ptr_read import WidePtrRead
-from .spmat_read import SpmatRead, spmat_command_layout
+from .spmat_read import spmat_command_layout
 
 __all__ = ["wide_front"]
 
@@ -30,14 +28,7 @@ def wide_front(pe, m):
                          lanes=lanes)
     ptr = WidePtrRead(config=config, lanes=lanes, init_even=init["ptr_even"],
                       init_odd=init["ptr_odd"])
-    spmat = SpmatRead(config=config, init=init["spmat"])
-    arith = ArithUnit(config=config, codebook_init=init["codebook"],
-                      bias_init=init["bias"])
-    act = ActBuffer(config=config, init0=init["act0"], init1=init["act1"])
-    m.submodules.queue, m.submodules.ptr_read, m.submodules.spmat_read = queue, ptr, spmat
-    m.submodules.arith_unit, m.submodules.act_buffer = arith, act
-    pe._blocks = {"queue": queue, "ptr_read": ptr, "spmat_read": spmat,
-                 "arith_unit": arith, "act_buffer": act}
+    spmat, arith, act = pe._units(m, queue, ptr)
     tile = pe.tile
 
     transfer = pe.act_in.valid & pe.act_in.ready
