@@ -508,15 +508,22 @@ def _store(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
+def _fit_sizes(cfg: dict) -> list[int]:
+    """The PE counts synthesised for an EIE point: ``B`` and ``2 B`` (``B`` the broadcast
+    width, 1 when absent), the two smallest arrays of a shape a config accepts (``B`` must
+    not exceed ``n_pes``), or the point's own N when it is at most ``2 B``."""
+    width = cfg.get("broadcast_width", 1)
+    return [cfg["n_pes"]] if cfg["n_pes"] <= 2 * width else [width, 2 * width]
+
+
 def _designs(kind: str, record: dict) -> list[dict]:
-    """The designs whose estimates give a point's resources: an EIE array at 1 and 2 PEs
-    (the fit's two sizes; an array of at most 2 PEs is itself synthesised); the ESE engine
-    with the point's frame rings."""
+    """The designs whose estimates give a point's resources: an EIE array at ``B`` and
+    ``2 B`` PEs (:func:`_fit_sizes`; 1 and 2 at ``B = 1``); the ESE engine with the point's
+    frame rings."""
     cfg = record["config"]
     if kind == "ese":
         return [{"kind": "ese", "config": cfg, "slot_words": record["slot_words"]}]
-    sizes = [cfg["n_pes"]] if cfg["n_pes"] <= 2 else [1, 2]
-    return [{"kind": "eie", "config": {**cfg, "n_pes": n}} for n in sizes]
+    return [{"kind": "eie", "config": {**cfg, "n_pes": n}} for n in _fit_sizes(cfg)]
 
 
 def _estimate(executor, kind, records, cache: Path, stats) -> None:
@@ -545,10 +552,12 @@ def _estimate(executor, kind, records, cache: Path, stats) -> None:
                              "boards.ese_resources (parts synthesised)")
             continue
         n = r["config"]["n_pes"]
+        low, high = _fit_sizes(r["config"])
         one, two = found
-        # linear in N through the arrays at 1 and 2 PEs (boards.resources' projection)
-        r.update({k: float(one[k] + (two[k] - one[k]) * (n - 1)) for k in RESOURCES})
-        r["estimate"] = "projected from arrays at N = 1, 2"
+        # linear in N through the two arrays (boards.resources' projection)
+        r.update({k: float(one[k] + (two[k] - one[k]) * (n - low) / (high - low))
+                  for k in RESOURCES})
+        r["estimate"] = f"projected from arrays at N = {low}, {high}"
 
 
 def _fits(record: dict, resources: bool) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -54,7 +55,8 @@ def build_commands(record: dict, *, model, lstm: bool, base, config_given: bool,
     cfg = record["config"]
     flags = []
     channel = cfg["channel"] if lstm else cfg
-    default = (DEFAULT_CHANNEL if lstm else EIEConfig()).to_dict()
+    # every field, broadcast_width too (to_dict leaves it out at its default of 1)
+    default = dataclasses.asdict(DEFAULT_CHANNEL if lstm else EIEConfig())
     flags += [f"{_flag(k)} {v}" for k, v in channel.items() if default[k] != v]
     if lstm:
         top = ESEConfig().to_dict()

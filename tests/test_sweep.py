@@ -193,6 +193,41 @@ def test_resource_estimate_cached_by_verilog(mlp_file, tmp_path):
     assert table(again) == table(first)
 
 
+
+def test_broadcast_width_fits_through_b_and_2b(mlp_file, tmp_path, monkeypatch):
+    """With B > 1 an array of fewer than B PEs is no config: the fit's two sizes are B and
+    2 B (1 and 2 at B = 1), and N <= 2 B is synthesised itself. The synthesis is faked (a
+    LUT count of 100 + 10 N, 1 BRAM36 per PE) so that the projection is checked exactly."""
+    sizes = []
+
+    def estimate(task):
+        n = task["config"]["n_pes"]
+        sizes.append((task["config"].get("broadcast_width", 1), n))
+        return {"lut": 100.0 + 10 * n, "ff": 50.0 + n, "dsp": float(n),
+                "bram36": float(n), "cached": False, "available": True}
+
+    monkeypatch.setattr(sweep_tasks, "estimate_design", estimate)
+    grid = {"n_pes": [2, 4, 8], "queue_depth": [4], "broadcast_width": [1, 2, 4]}
+    records = run(mlp_file, tmp_path, "wide", grid=grid, resources=True)
+    by = {(r["n_pes"], r["broadcast_width"]): r for r in records}
+    assert by[(2, 4)]["status"] == "skipped"
+    assert "broadcast_width (4) must not exceed n_pes (2)" in by[(2, 4)]["reason"]
+    assert sorted(set(sizes)) == [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 8)]
+    expected = {(2, 1): "synthesised", (4, 1): "projected from arrays at N = 1, 2",
+                (8, 1): "projected from arrays at N = 1, 2", (2, 2): "synthesised",
+                (4, 2): "synthesised", (8, 2): "projected from arrays at N = 2, 4",
+                (4, 4): "synthesised", (8, 4): "synthesised"}
+    for key, estimate_kind in expected.items():
+        assert by[key]["estimate"] == estimate_kind, key
+        assert by[key]["lut"] == 100 + 10 * key[0], key
+        assert by[key]["bram36"] == key[0], key
+    # the report's eie pack command of a B > 1 point names the flag (its default is 1)
+    report = (tmp_path / "wide" / "report.md").read_text()
+    best = records[records.recommended]
+    assert (f"--broadcast-width {best['broadcast_width']}" in report) == (
+        best["broadcast_width"] > 1)
+
+
 def QUICK(tmp_path):
     return ["--no-rtl", "--no-resources", "--workers", "1", "--cache", tmp_path / "cache"]
 
