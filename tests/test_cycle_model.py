@@ -261,6 +261,21 @@ def test_wide_span_matches_naive_simulator(width):
         assert span.pop_cycles.tolist() == popped, case
 
 
+def test_wide_loop_at_b1_is_the_closed_form():
+    # The group loop (_wide_span) at B = 1 against the closed form: two evaluations of the
+    # one schedule, every broadcast and pop cycle equal.
+    from golden.cycle_model import _wide_span
+    rng = np.random.default_rng(7)
+    for case in range(300):
+        lengths, acts, depth = random_case(rng)
+        closed = compute_span(lengths, acts, depth, trace=True)
+        loop = _wide_span(lengths, acts, depth, 1, True)
+        assert (loop.compute, loop.stalls, loop.slots) == (closed.compute, closed.stalls,
+                                                           closed.slots), case
+        assert loop.broadcast_cycles.tolist() == closed.broadcast_cycles.tolist(), case
+        assert loop.pop_cycles.tolist() == closed.pop_cycles.tolist(), case
+
+
 def test_wide_hand_example():
     # N = 2, D = 2, B = 2, rows [5, -2] and [7, 0] (docs/architecture.md, "Broadcast
     # width"): j = 0, 1 go together in cycle 0; j = 2 waits in cycle 1 (PE 0 would have
