@@ -190,10 +190,14 @@ class RowScanner(wiring.Component):
             "rows": In(max(1, depth.bit_length())),
             "row_addr": Out(clog2(depth)),
             "row_data": In(data.ArrayLayout(signed(act_bits), n_pes)),
-            "o": Out(stream.Signature(self._layout)),
+            "o": Out(self._output_signature(self._layout)),
             "running": Out(1),
             "empty": Out(1),
         })
+
+    def _output_signature(self, layout) -> wiring.Signature:
+        """The broadcast port's signature (one stream here; lanes in the wide scanner)."""
+        return stream.Signature(layout)
 
     @property
     def n_pes(self) -> int:

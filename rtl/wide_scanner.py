@@ -3,13 +3,11 @@ signature and the row scanner that issues up to ``B`` non-zeros of a row per cyc
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from contract.config import clog2
-
-from .lnzd import LNZD, _check_positive, walk_rows
+from .lnzd import LNZD, RowScanner, _check_positive, walk_rows
 
 __all__ = ["WideRowScanner", "broadcast_signature"]
 
@@ -32,7 +30,7 @@ def broadcast_signature(layout, width: int) -> wiring.Signature:
     })
 
 
-class WideRowScanner(wiring.Component):
+class WideRowScanner(RowScanner):
     """:class:`RowScanner` with ``width`` broadcast lanes: up to ``width`` non-zeros of the
     current row per cycle.
 
@@ -59,38 +57,19 @@ class WideRowScanner(wiring.Component):
     """
 
     def __init__(self, *, n_pes: int, act_bits: int, depth: int, width: int):
-        self._n_pes = _check_positive("Number of PEs", n_pes)
-        self._act_bits = _check_positive("Activation width", act_bits)
-        self._depth = _check_positive("Activation depth", depth)
+        _check_positive("Number of PEs", n_pes)
         self._width = _check_positive("Broadcast width", width)
         if width > n_pes:
             raise ValueError(f"Broadcast width ({width}) must not exceed the number of PEs "
                              f"({n_pes})")
-        self._layout = data.StructLayout({
-            "value": signed(act_bits),
-            "index": unsigned(clog2(n_pes * depth)),
-        })
-        super().__init__({
-            "start": In(1),
-            "rows": In(max(1, depth.bit_length())),
-            "row_addr": Out(clog2(depth)),
-            "row_data": In(data.ArrayLayout(signed(act_bits), n_pes)),
-            "o": Out(broadcast_signature(self._layout, width)),
-            "running": Out(1),
-            "empty": Out(1),
-        })
+        super().__init__(n_pes=n_pes, act_bits=act_bits, depth=depth)
 
-    @property
-    def n_pes(self) -> int:
-        return self._n_pes
+    def _output_signature(self, layout) -> wiring.Signature:
+        return broadcast_signature(layout, self._width)
 
     @property
     def width(self) -> int:
         return self._width
-
-    @property
-    def payload_layout(self) -> data.StructLayout:
-        return self._layout
 
     def elaborate(self, platform):
         m = Module()
