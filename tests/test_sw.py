@@ -9,20 +9,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 from lstm_models import lstm_model
-from test_boards import SMALL
+from test_boards import SMALL, image_dir  # noqa: F401  (fixture)
 from test_ese_board import TINY
 
 from boards.ese_vivado import write_ese_project
 from boards.sw import regs_header, write_sw
 from compiler.lstm_pack import compress_lstm, pack_lstm
-from compiler.pack import pack
-from compiler.types import QuantLayer
 from contract.config import EIEConfig
 from contract.host_map import REGS_WINDOW
-from contract.image_write import write_image
 from contract.lstm_image import write_lstm_image
 from contract.lstm_program import encode_op, frame_program, op_bits
 from eie.cli import main
@@ -43,24 +39,9 @@ def _compile(sw: Path) -> None:
     assert (sw / "eie_run").exists()
 
 
-@pytest.fixture(scope="module")
-def eie_image(tmp_path_factory):
-    rng = np.random.default_rng(5)
-    layers = []
-    for k, (n_out, n_in) in enumerate([(6, 9), (3, 6)]):
-        idx = (rng.integers(1, 16, (n_out, n_in)) * (rng.random((n_out, n_in)) < 0.5))
-        layers.append(QuantLayer(f"fc{k}", idx.astype(np.uint8),
-                                 np.concatenate(([0.0], rng.normal(0, 0.3, 15))),
-                                 rng.normal(0, 0.3, n_out), k == 0))
-    image = pack(layers, SMALL)
-    path = tmp_path_factory.mktemp("img") / "image"
-    write_image(image, path)
-    return path, image
-
-
 @needs_gcc
-def test_eie_build_writes_sw_that_compiles(tmp_path, eie_image):
-    path, image = eie_image
+def test_eie_build_writes_sw_that_compiles(tmp_path, image_dir):  # noqa: F811
+    path, image = image_dir
     out = tmp_path / "proj"
     assert main(["build", "--image", str(path), "-o", str(out)]) == 0
     sw = out / "sw"

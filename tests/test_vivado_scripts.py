@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_boards import SMALL, TCL_STUBS, image_dir  # noqa: F401  (fixture)
+from test_boards import JTAG_AXI_STUB, SMALL, TCL_STUBS, image_dir  # noqa: F401  (fixture)
 
 from contract.host_map import AXI_ID, REGS_WINDOW, AxiReg, MemSel, Reg, Region, host_address
 from eie.cli import main
@@ -543,15 +543,7 @@ module OBUFT(input I, input T, output O);
 endmodule
 module IBUF(input I, output O);
 endmodule
-module jtag_axi_0(input aclk, input aresetn,
-  output [31:0] m_axi_awaddr, output m_axi_awvalid, input m_axi_awready,
-  output [31:0] m_axi_wdata, output [3:0] m_axi_wstrb, output m_axi_wvalid,
-  input m_axi_wready, input [1:0] m_axi_bresp, input m_axi_bvalid, output m_axi_bready,
-  output [31:0] m_axi_araddr, output m_axi_arvalid, input m_axi_arready,
-  input [31:0] m_axi_rdata, input [1:0] m_axi_rresp, input m_axi_rvalid,
-  output m_axi_rready);
-endmodule
-/* verilator lint_on UNDRIVEN */
+""" + JTAG_AXI_STUB + """/* verilator lint_on UNDRIVEN */
 /* verilator lint_on UNUSEDPARAM */
 /* verilator lint_on UNUSEDSIGNAL */
 """
